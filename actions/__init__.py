@@ -1,0 +1,1 @@
+"""Rasa custom actions (the dialogue issue); the action server imports every module here."""

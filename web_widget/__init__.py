@@ -1,0 +1,1 @@
+"""Flask web application: chat widget, operator console, admin (the web issue)."""
