@@ -24,6 +24,7 @@ from knowledge_base.errors import InvalidEntry
 MAX_QUESTION_CHARS = 500
 MAX_ANSWER_CHARS = 20_000
 MAX_SIMILAR_QUESTIONS = 200
+_KEY_RE = re.compile(r"^[\w.:/-]{1,64}$")
 _REGION_SUFFIXES = ("特别行政区", "自治区", "自治州", "省", "市", "区", "县")
 
 
@@ -143,8 +144,11 @@ def _clean_text(value: object, field_name: str, limit: int, *, required: bool) -
 class Entry:
     """One curated question-and-answer pair of the knowledge base.
 
-    ``id`` is None until the store assigns one; ``version`` counts the saves of
-    this entry and guards against lost updates (optimistic concurrency).
+    ``key`` is the knowledge team's own id (编号, e.g. ``GD-SB-001``): unique, kept
+    by import and export, and the ``id`` column of every file format. ``id`` is
+    the store's internal number (also the FAISS id), None until stored.
+    ``version`` counts the saves of this entry and guards against lost updates
+    (optimistic concurrency).
     """
 
     question: str
@@ -158,6 +162,7 @@ class Entry:
     expiry_date: date | None = None
     status: Status = Status.PUBLISHED
     tags: tuple[str, ...] = ()
+    key: str = ""
     id: int | None = None
     version: int = 0
     updated_by: str = ""
@@ -195,6 +200,10 @@ class Entry:
             raise InvalidEntry(
                 "expiry_date", f"{self.expiry_date} is before the effective date {self.effective_date}"
             )
+        key = "" if self.key is None else str(self.key).strip()
+        if key and not _KEY_RE.match(key):
+            raise InvalidEntry("id", f"{key!r} is not a valid id: 1-64 letters, digits, '-', '_', '.', ':' or '/'")
+        set_(self, "key", key)
         if self.id is not None and (not isinstance(self.id, int) or self.id <= 0):
             raise InvalidEntry("id", f"must be a positive integer, got {self.id!r}")
         if not isinstance(self.version, int) or self.version < 0:
@@ -241,9 +250,12 @@ class Entry:
         }
 
     def to_dict(self) -> dict[str, object]:
-        """Every field as JSON-ready data, the inverse of :meth:`from_dict`."""
+        """Every field as JSON-ready data, the inverse of :meth:`from_dict`.
+
+        ``id`` here is the entry's :attr:`key`, as in every import/export format.
+        """
         return {
-            "id": self.id,
+            "id": self.key,
             **self.content(),
             "version": self.version,
             "updated_by": self.updated_by,
@@ -267,7 +279,7 @@ class Entry:
 
         updated_at = data.get("updated_at")
         return cls(
-            id=data.get("id"),  # type: ignore[arg-type]
+            key=str(data.get("id") or ""),
             question=data.get("question"),  # type: ignore[arg-type]
             answer=data.get("answer") or "",  # type: ignore[arg-type]
             similar_questions=tuple(data.get("similar_questions") or ()),  # type: ignore[arg-type]
