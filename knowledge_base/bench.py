@@ -1,0 +1,262 @@
+"""Benchmarks: retrieval accuracy and latency on a labelled KB file, and index scale on synthetic data.
+
+Both report what they measured together with the machine and the command, so a
+number in the README can be traced and re-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from knowledge_base.embedder import Embedder
+from knowledge_base.evaluation import LabelledQuery, Ranked, decision_metrics, percentile, read_queries, retrieval_metrics
+from knowledge_base.kb import KnowledgeBase
+from knowledge_base.ranking import Thresholds
+from knowledge_base.settings import Settings
+from knowledge_base.store import SQLiteStore
+from knowledge_base.textnorm import TextNormaliser
+
+
+def machine() -> dict[str, Any]:
+    """The machine a benchmark ran on."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _single_thread() -> None:
+    import faiss
+    import torch
+
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+
+
+def configurations(settings: Settings) -> dict[str, Settings]:
+    """The shipped default and the two baselines it must beat."""
+    return {
+        "default": settings,
+        "e5_plain": dataclasses.replace(settings, embed_normalised_text=False, lexical_weight=0.0),
+    }
+
+
+def run_retrieval(
+    kb_file: Path,
+    queries_file: Path,
+    *,
+    settings: Settings,
+    embedder_for: Callable[[Settings], Embedder],
+    limit: int | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Index ``kb_file`` once per configuration and run every query through it.
+
+    Returns:
+        ``{"hit_at_1", "mrr_at_10", "recall_at_5", "n_queries", "latency_ms_p50", "latency_ms_p95", ...}`` for
+        the default configuration, plus ``configs`` with the same for every configuration and BM25 alone.
+    """
+    from knowledge_base.transfer import read_entries
+
+    _single_thread()
+    entries = read_entries(kb_file)
+    queries = read_queries(queries_file, limit=limit)
+    normaliser = TextNormaliser.from_dir()
+    store = SQLiteStore(":memory:")
+    store.import_entries(entries, author="bench")
+    thresholds = Thresholds.from_mapping(settings.thresholds())
+    report: dict[str, Any] = {"configs": {}}
+    kb: KnowledgeBase | None = None
+    for name, variant in configurations(settings).items():
+        log(f"[{name}] indexing {len(entries)} entries from {kb_file.name}")
+        kb = KnowledgeBase(store, embedder_for(variant), normaliser, settings=variant)
+        started = time.perf_counter()
+        kb.warm_up(progress=progress)
+        build_s = time.perf_counter() - started
+        results, latencies = rank_queries(kb, queries, progress=progress, label=name)
+        report["configs"][name] = {
+            **retrieval_metrics(results),
+            **decision_metrics(results, thresholds),
+            "latency_ms_p50": percentile(latencies, 50),
+            "latency_ms_p95": percentile(latencies, 95),
+            "index_build_s": build_s,
+            "peak_rss_mb": peak_rss_mb(),
+            "embed_normalised_text": variant.embed_normalised_text,
+            "lexical_weight": variant.lexical_weight,
+        }
+        log(_line(name, report["configs"][name]))
+    assert kb is not None
+    log("[bm25] ranking by BM25 alone")
+    started = time.perf_counter()
+    kb.lexical_search("预热", top_k=1)
+    lexical_build = time.perf_counter() - started
+    results, latencies = [], []
+    for q in _progress(queries, progress, "bm25 queries"):
+        started = time.perf_counter()
+        ranked = kb.lexical_search(q.query, top_k=10)
+        latencies.append((time.perf_counter() - started) * 1000)
+        results.append(Ranked(q.gold, tuple(e.key for e, _ in ranked), tuple(s for _, s in ranked)))
+    report["configs"]["bm25"] = {
+        **retrieval_metrics(results),
+        "latency_ms_p50": percentile(latencies, 50),
+        "latency_ms_p95": percentile(latencies, 95),
+        "index_build_s": lexical_build,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    log(_line("bm25", report["configs"]["bm25"]))
+    report.update({k: v for k, v in report["configs"]["default"].items()})
+    report.update(
+        kb_file=str(kb_file),
+        queries_file=str(queries_file),
+        n_entries=len(entries),
+        n_phrasings=sum(len(e.phrasings()) for e in entries),
+        thresholds=settings.thresholds(),
+        machine=machine(),
+        command=" ".join(["hotline", *sys.argv[1:]]),
+    )
+    return report
+
+
+def rank_queries(
+    kb: KnowledgeBase, queries: list[LabelledQuery], *, progress: bool = False, label: str = ""
+) -> tuple[list[Ranked], list[float]]:
+    """Search every query (top 10) and time each search; the first, untimed search warms caches."""
+    kb.search("预热")  # first call pays one-off costs (jieba dictionary, torch kernels)
+    results, latencies = [], []
+    for q in _progress(queries, progress, f"{label} queries"):
+        started = time.perf_counter()
+        found = kb.search(q.query, top_k=10)
+        latencies.append((time.perf_counter() - started) * 1000)
+        results.append(Ranked(q.gold, tuple(h.entry.key for h in found.hits), tuple(h.score for h in found.hits)))
+    return results, latencies
+
+
+def open_file_kb(kb_file: Path, settings: Settings, embedder: Embedder, *, progress: bool = False) -> KnowledgeBase:
+    """A throw-away in-memory knowledge base holding the entries of ``kb_file``, index built."""
+    from knowledge_base.transfer import read_entries
+
+    store = SQLiteStore(":memory:")
+    store.import_entries(read_entries(kb_file), author="bench")
+    kb = KnowledgeBase(store, embedder, TextNormaliser.from_dir(), settings=settings)
+    kb.warm_up(progress=progress)
+    return kb
+
+
+def _line(name: str, m: dict[str, Any]) -> str:
+    return (f"[{name}] hit@1 {m['hit_at_1']:.3f}  MRR@10 {m['mrr_at_10']:.3f}  recall@5 {m['recall_at_5']:.3f}  "
+            f"p50 {m['latency_ms_p50']:.1f} ms  p95 {m['latency_ms_p95']:.1f} ms")
+
+
+def _progress(items: list[Any], enabled: bool, label: str) -> Any:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=label, unit="q", file=sys.stderr)
+
+
+def run_scale(
+    sizes: list[int],
+    *,
+    dim: int = 384,
+    queries: int = 200,
+    hnsw_m: int = 32,
+    ef_search: int = 128,
+    index_types: tuple[str, ...] = ("flat", "hnsw"),
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Search latency and memory of flat vs HNSW on synthetic phrasing vectors.
+
+    Synthetic phrasings are clustered like a real KB (five paraphrases around each
+    entry's direction), queries are fresh paraphrases of random entries. HNSW
+    recall@10 is measured against the exact flat result on the same data.
+    """
+    from knowledge_base.index import PhrasingIndex
+
+    _single_thread()
+    rng = np.random.default_rng(7)
+    rows = []
+    for size in sizes:
+        n_entries = max(1, size // 5)
+        centres = rng.standard_normal((n_entries, dim), dtype=np.float32)
+        owners = np.repeat(np.arange(n_entries), 5)[:size]
+        vectors = centres[owners] + 0.6 * rng.standard_normal((size, dim), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        picked = rng.integers(0, n_entries, queries)
+        qv = centres[picked] + 0.6 * rng.standard_normal((queries, dim), dtype=np.float32)
+        qv /= np.linalg.norm(qv, axis=1, keepdims=True)
+        exact: list[set[int]] = []
+        for index_type in index_types:
+            rss_before = _current_rss_mb()
+            started = time.perf_counter()
+            index = PhrasingIndex(dim, index_type=index_type, hnsw_m=hnsw_m, ef_search=ef_search)
+            texts = [""] * size  # the side table's texts are irrelevant to FAISS timing
+            for start in range(0, size, 100_000):
+                stop = min(size, start + 100_000)
+                index.add_many((owners[start:stop] + 1).tolist(), texts[start:stop], vectors[start:stop],
+                               replace=False)
+            build_s = time.perf_counter() - started
+            latencies, found = [], []
+            for q in qv:
+                started = time.perf_counter()
+                hits = index.search(q[None, :], 10)[0]
+                latencies.append((time.perf_counter() - started) * 1000)
+                found.append({h.fid for h in hits})
+            if index_type == "flat":
+                exact = found
+            recall = (
+                float(np.mean([len(f & e) / max(1, len(e)) for f, e in zip(found, exact, strict=True)]))
+                if exact else None
+            )
+            row = {
+                "phrasings": size,
+                "index_type": index_type,
+                "build_s": round(build_s, 2),
+                "search_ms_p50": round(percentile(latencies, 50), 3),
+                "search_ms_p95": round(percentile(latencies, 95), 3),
+                "recall_at_10_vs_flat": None if recall is None else round(recall, 4),
+                "memory_mb": round(_current_rss_mb() - rss_before, 1),
+            }
+            rows.append(row)
+            log(f"{size:>9,} phrasings  {index_type:5}  build {row['build_s']:7.1f}s  p50 {row['search_ms_p50']:7.2f}"
+                f" ms  p95 {row['search_ms_p95']:7.2f} ms  recall@10 {row['recall_at_10_vs_flat']}  "
+                f"+{row['memory_mb']} MB")
+            del index
+    return {"rows": rows, "dim": dim, "queries": queries, "hnsw_m": hnsw_m, "hnsw_ef_search": ef_search,
+            "machine": machine(), "command": " ".join(["hotline", *sys.argv[1:]])}
+
+
+def _current_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()

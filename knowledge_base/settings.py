@@ -1,0 +1,184 @@
+"""The deployment's one settings object: ``config.yml`` plus ``HOTLINE_*`` environment overrides.
+
+Build it once at each entry point with :func:`load_settings` and pass it down;
+no other module reads the environment. Every setting carries its help text,
+and ``tests/unit/test_settings.py`` fails when the README leaves one out.
+
+Example:
+    >>> s = load_settings(path=None, environ={"HOTLINE_ANSWER_THRESHOLD": "0.9"})
+    >>> s.answer_threshold
+    0.9
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "HOTLINE_"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of hotline-qa; see the README's configuration table."""
+
+    data_dir: str = _setting(
+        "var", "Folder for the database, the built model and the index (relative to the working directory)."
+    )
+    database_url: str = _setting(
+        "", "Knowledge-base database. Empty: SQLite file kb.sqlite3 in data_dir. Or sqlite:///path/to/file.sqlite3."
+    )
+    model_dir: str = _setting(
+        "",
+        "Sentence-transformers model folder. Empty: data_dir/models/multilingual-e5-small, "
+        "built by `hotline model build`. Any other local sentence-transformers folder works.",
+    )
+    model_prefix: str = _setting(
+        "query: ",
+        "Prefix put before every text given to the model (e5 expects 'query: ' for symmetric question matching).",
+    )
+    embed_normalised_text: bool = _setting(
+        True,
+        "Embed the normalised text (simplified, Mandarin, canonical terms) rather than the raw text.",
+    )
+    embed_threads: int = _setting(1, "CPU threads torch may use for one embedding call (1 keeps workers independent).")
+    index_type: str = _setting(
+        "flat", "FAISS index: 'flat' (exact inner product, default) or 'hnsw' (approximate, for very large KBs)."
+    )
+    hnsw_m: int = _setting(32, "HNSW graph degree (index_type hnsw only).")
+    hnsw_ef_search: int = _setting(128, "HNSW search breadth: higher is more exact and slower (index_type hnsw only).")
+    lexical_weight: float = _setting(
+        0.0,
+        "Weight of the BM25 score (scaled to 0-1 per query) added to the dense cosine. 0 turns lexical retrieval "
+        "off: on the benchmark it did not help e5 (see README).",
+    )
+    answer_threshold: float = _setting(
+        0.90, "Best entry's score needed to answer directly (calibrated with `hotline calibrate`)."
+    )
+    answer_margin: float = _setting(
+        0.02, "Lead over the second entry needed to answer directly; closer candidates are offered as a choice."
+    )
+    clarify_threshold: float = _setting(
+        0.85, "Lowest score an entry needs to be offered in a '您是想问……' choice; below it: no answer."
+    )
+    clarify_window: float = _setting(0.04, "Candidates within this distance of the best one join the choice.")
+    clarify_max: int = _setting(3, "Most candidates offered in one '您是想问……' choice.")
+    max_query_chars: int = _setting(1000, "Longer questions are cut to this length (with a notice) before search.")
+    default_province: str = _setting(
+        "广东省", "Province assumed when a citizen names only a city or district."
+    )
+
+    def __post_init__(self) -> None:
+        if self.index_type not in ("flat", "hnsw"):
+            raise ValueError(f"index_type must be 'flat' or 'hnsw', got {self.index_type!r}")
+        for name in ("answer_threshold", "clarify_threshold", "answer_margin", "clarify_window"):
+            value = getattr(self, name)
+            if not -1.0 <= value <= 2.0:
+                raise ValueError(f"{name} must be between -1 and 2, got {value}")
+        if self.clarify_threshold > self.answer_threshold:
+            raise ValueError(
+                f"clarify_threshold ({self.clarify_threshold}) must not exceed answer_threshold "
+                f"({self.answer_threshold})"
+            )
+        if not 1 <= self.clarify_max <= 5:
+            raise ValueError(f"clarify_max must be 1-5, got {self.clarify_max}")
+        if not 0 <= self.lexical_weight <= 1:
+            raise ValueError(f"lexical_weight must be between 0 and 1, got {self.lexical_weight}")
+        if self.embed_threads < 1 or self.hnsw_m < 4 or self.hnsw_ef_search < 1 or self.max_query_chars < 10:
+            raise ValueError("embed_threads >= 1, hnsw_m >= 4, hnsw_ef_search >= 1 and max_query_chars >= 10 required")
+
+    # Derived paths, so every part agrees on where things live.
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.model_dir).expanduser() if self.model_dir else self.data_path / "models" / "multilingual-e5-small"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_path / "index"
+
+    @property
+    def sqlite_path(self) -> Path:
+        if not self.database_url:
+            return self.data_path / "kb.sqlite3"
+        if not self.database_url.startswith("sqlite:///"):
+            raise ValueError(f"database_url {self.database_url!r}: only sqlite:///PATH is supported so far")
+        return Path(self.database_url.removeprefix("sqlite:///")).expanduser()
+
+    def thresholds(self) -> dict[str, float]:
+        return {
+            "answer_threshold": self.answer_threshold,
+            "answer_margin": self.answer_margin,
+            "clarify_threshold": self.clarify_threshold,
+            "clarify_window": self.clarify_window,
+            "clarify_max": float(self.clarify_max),
+            "lexical_weight": self.lexical_weight,
+        }
+
+
+def setting_help() -> dict[str, str]:
+    """Name -> help text of every setting (for docs and ``hotline config``)."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any, kind: Any) -> Any:
+    try:
+        if kind is bool:
+            return str(raw).strip().lower() in ("1", "true", "yes", "on")
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        return "" if raw is None else str(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {name}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+def load_settings(
+    path: str | Path | None = "config.yml", environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read ``path`` (if it exists), then ``HOTLINE_<NAME>`` variables, then ``overrides``.
+
+    Args:
+        path: YAML file with a flat mapping of setting names; None or a missing file means defaults.
+        environ: the environment to read overrides from (``os.environ`` when None).
+        overrides: explicit values (e.g. CLI options) that win over everything.
+
+    Raises:
+        ValueError: an unknown setting name or a value of the wrong type.
+    """
+    if environ is None:
+        import os
+
+        environ = os.environ
+    hints = typing.get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    if path is not None and Path(path).is_file():
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of setting names to values")
+        unknown = sorted(set(data) - set(hints))
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(hints)}")
+        values.update(data)
+    for name in hints:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = environ[env_name]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    kinds = {name: (hint if not isinstance(hint, types.UnionType) else str) for name, hint in hints.items()}
+    return Settings(**{name: _coerce(name, raw, kinds[name]) for name, raw in values.items()})

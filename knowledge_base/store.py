@@ -1,0 +1,367 @@
+"""Where entries live: the :class:`Store` interface and its SQLite implementation.
+
+The store is the source of truth. Every write is one transaction that bumps the
+KB-wide version counter and records a full revision (before and after), so any
+entry can be diffed and rolled back, and every worker can tell which entries
+changed since the version its index was built at.
+
+Example:
+    >>> store = SQLiteStore(":memory:")
+    >>> e = store.add(Entry(question="社保怎么查？", answer="登录粤省事查询。"), author="editor1")
+    >>> (e.key, e.version, store.kb_version())
+    ('KB-000001', 1, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
+from knowledge_base.records import Entry, Revision, Status
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    content TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    kb_version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_kb_version ON entries (kb_version);
+CREATE TABLE IF NOT EXISTS revisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id INTEGER NOT NULL,
+    kb_version INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    before TEXT,
+    after TEXT
+);
+CREATE INDEX IF NOT EXISTS revisions_entry ON revisions (entry_id, id);
+CREATE INDEX IF NOT EXISTS revisions_kb_version ON revisions (kb_version);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('kb_version', '0'), ('schema_version', '1');
+"""
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import changed: counts, and the KB version it produced."""
+
+    added: int
+    updated: int
+    unchanged: int
+    kb_version: int
+
+
+class Store(Protocol):
+    """What the knowledge base needs from a database (SQLite now, a server database later)."""
+
+    def kb_version(self) -> int: ...
+    def get(self, entry_id: int) -> Entry: ...
+    def get_by_key(self, key: str) -> Entry: ...
+    def entries(self, *, statuses: Iterable[Status] | None = None) -> list[Entry]: ...
+    def count(self) -> int: ...
+    def add(self, entry: Entry, *, author: str) -> Entry: ...
+    def update(self, entry: Entry, *, author: str) -> Entry: ...
+    def delete(self, entry_id: int, *, expected_version: int, author: str) -> None: ...
+    def import_entries(self, entries: Sequence[Entry], *, author: str) -> ImportSummary: ...
+    def revisions(self, entry_id: int) -> list[Revision]: ...
+    def rollback(self, entry_id: int, revision_id: int, *, expected_version: int, author: str) -> Entry: ...
+    def changed_since(self, kb_version: int) -> tuple[int, list[int]]: ...
+    def close(self) -> None: ...
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def _dump(entry: Entry | None) -> str | None:
+    return None if entry is None else json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True)
+
+
+class SQLiteStore:
+    """The embedded default store: one SQLite file in WAL mode, one connection per thread.
+
+    Args:
+        path: database file (created with its folder), or ``":memory:"`` for a private in-memory database.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._memory = str(path) == ":memory:"
+        if self._memory:
+            # A shared-cache URI, so every thread of this store sees the same in-memory database.
+            self._target = f"file:hotline-mem-{id(self)}?mode=memory&cache=shared"
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._target = str(Path(path))
+        self.path = str(path)
+        self._local = threading.local()
+        self._keeper = self._connect()  # keeps an in-memory database alive; owns schema creation
+        self._keeper.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._target, uri=self._memory, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        self._keeper.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
+        """One write transaction; yields the connection and the new KB version it commits."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("SELECT value FROM meta WHERE name='kb_version'").fetchone()[0]) + 1
+            conn.execute("UPDATE meta SET value=? WHERE name='kb_version'", (str(version),))
+            yield conn, version
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    # -- reads ---------------------------------------------------------------
+
+    def kb_version(self) -> int:
+        return int(self._conn.execute("SELECT value FROM meta WHERE name='kb_version'").fetchone()[0])
+
+    @staticmethod
+    def _row_entry(row: sqlite3.Row) -> Entry:
+        data = json.loads(row["content"])
+        data.update(id=row["key"], version=row["version"], updated_by=row["updated_by"],
+                    updated_at=row["updated_at"])
+        return Entry.from_dict(data).replace(id=row["id"])
+
+    def get(self, entry_id: int) -> Entry:
+        row = self._conn.execute("SELECT * FROM entries WHERE id=?", (entry_id,)).fetchone()
+        if row is None:
+            raise EntryNotFound(f"no entry with id {entry_id}")
+        return self._row_entry(row)
+
+    def get_by_key(self, key: str) -> Entry:
+        row = self._conn.execute("SELECT * FROM entries WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise EntryNotFound(f"no entry with key {key!r}")
+        return self._row_entry(row)
+
+    def get_many(self, entry_ids: Iterable[int]) -> dict[int, Entry]:
+        ids = list(entry_ids)
+        found: dict[int, Entry] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._conn.execute(f"SELECT * FROM entries WHERE id IN ({marks})", chunk):
+                found[row["id"]] = self._row_entry(row)
+        return found
+
+    def entries(self, *, statuses: Iterable[Status] | None = None) -> list[Entry]:
+        if statuses is None:
+            rows = self._conn.execute("SELECT * FROM entries ORDER BY id")
+        else:
+            wanted = [Status.parse(s).value for s in statuses]
+            marks = ",".join("?" * len(wanted)) or "NULL"
+            rows = self._conn.execute(f"SELECT * FROM entries WHERE status IN ({marks}) ORDER BY id", wanted)
+        return [self._row_entry(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+    def changed_since(self, kb_version: int) -> tuple[int, list[int]]:
+        """The current KB version and the ids of entries changed (or deleted) after ``kb_version``.
+
+        Read in one transaction so the list and the version agree.
+        """
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            current = int(conn.execute("SELECT value FROM meta WHERE name='kb_version'").fetchone()[0])
+            rows = conn.execute(
+                "SELECT DISTINCT entry_id FROM revisions WHERE kb_version > ? ORDER BY entry_id", (kb_version,)
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return current, [r[0] for r in rows]
+
+    def revisions(self, entry_id: int) -> list[Revision]:
+        rows = self._conn.execute("SELECT * FROM revisions WHERE entry_id=? ORDER BY id", (entry_id,)).fetchall()
+        if not rows:
+            raise EntryNotFound(f"no entry with id {entry_id}")
+        return [self._row_revision(r) for r in rows]
+
+    def revision(self, revision_id: int) -> Revision:
+        row = self._conn.execute("SELECT * FROM revisions WHERE id=?", (revision_id,)).fetchone()
+        if row is None:
+            raise EntryNotFound(f"no revision with id {revision_id}")
+        return self._row_revision(row)
+
+    @staticmethod
+    def _row_revision(row: sqlite3.Row) -> Revision:
+        def load(text: str | None) -> Entry | None:
+            return None if text is None else Entry.from_dict(json.loads(text)).replace(id=row["entry_id"])
+
+        return Revision(
+            id=row["id"], entry_id=row["entry_id"], kb_version=row["kb_version"], author=row["author"],
+            created_at=datetime.fromisoformat(row["created_at"]), action=row["action"],
+            before=load(row["before"]), after=load(row["after"]),
+        )
+
+    # -- writes --------------------------------------------------------------
+
+    def _insert(self, conn: sqlite3.Connection, version: int, entry: Entry, author: str, action: str) -> Entry:
+        now = _now()
+        cur = conn.execute(
+            "INSERT INTO entries (key, status, content, version, updated_by, updated_at, kb_version) "
+            "VALUES (?, ?, ?, 1, ?, ?, ?)",
+            (entry.key or f"pending-{version}-{id(entry)}", entry.status.value,
+             json.dumps(entry.content(), ensure_ascii=False), author, now.isoformat(), version),
+        )
+        new_id = int(cur.lastrowid or 0)
+        key = entry.key or f"KB-{new_id:06d}"
+        if not entry.key:
+            conn.execute("UPDATE entries SET key=? WHERE id=?", (key, new_id))
+        stored = entry.replace(id=new_id, key=key, version=1, updated_by=author, updated_at=now)
+        self._record(conn, version, new_id, author, now, action, None, stored)
+        return stored
+
+    def _replace(self, conn: sqlite3.Connection, version: int, current: Entry, new: Entry, author: str,
+                 action: str) -> Entry:
+        now = _now()
+        stored = new.replace(id=current.id, version=current.version + 1, updated_by=author, updated_at=now)
+        cur = conn.execute(
+            "UPDATE entries SET key=?, status=?, content=?, version=?, updated_by=?, updated_at=?, kb_version=? "
+            "WHERE id=? AND version=?",
+            (stored.key, stored.status.value, json.dumps(stored.content(), ensure_ascii=False), stored.version,
+             author, now.isoformat(), version, current.id, current.version),
+        )
+        if cur.rowcount != 1:  # someone else wrote between our read and this write
+            assert current.id is not None
+            raise StaleVersion(current.id, current.version, self.get(current.id).version)
+        assert current.id is not None
+        self._record(conn, version, current.id, author, now, action, current, stored)
+        return stored
+
+    @staticmethod
+    def _record(conn: sqlite3.Connection, version: int, entry_id: int, author: str, when: datetime, action: str,
+                before: Entry | None, after: Entry | None) -> None:
+        conn.execute(
+            "INSERT INTO revisions (entry_id, kb_version, author, created_at, action, before, after) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, version, author, when.isoformat(), action, _dump(before), _dump(after)),
+        )
+
+    @staticmethod
+    def _check_author(author: str) -> str:
+        author = (author or "").strip()
+        if not author or len(author) > 100:
+            raise InvalidEntry("author", "every change needs its author (1-100 characters)")
+        return author
+
+    def _check_key_free(self, conn: sqlite3.Connection, key: str, own_id: int | None) -> None:
+        row = conn.execute("SELECT id FROM entries WHERE key=?", (key,)).fetchone()
+        if row is not None and row[0] != own_id:
+            raise InvalidEntry("id", f"the id {key!r} is already used by entry {row[0]}")
+
+    def add(self, entry: Entry, *, author: str) -> Entry:
+        """Store a new entry; the store assigns its id (and a key if it has none)."""
+        author = self._check_author(author)
+        with self._write() as (conn, version):
+            if entry.key:
+                self._check_key_free(conn, entry.key, None)
+            return self._insert(conn, version, entry, author, "create")
+
+    def update(self, entry: Entry, *, author: str) -> Entry:
+        """Save a changed entry. ``entry.version`` must be the version it was loaded at.
+
+        Raises:
+            StaleVersion: someone saved the entry since; nothing was written.
+        """
+        author = self._check_author(author)
+        if entry.id is None:
+            raise InvalidEntry("id", "update needs a stored entry (id is None); use add")
+        with self._write() as (conn, version):
+            current = self.get(entry.id)
+            if current.version != entry.version:
+                raise StaleVersion(entry.id, entry.version, current.version)
+            new = entry if entry.key else entry.replace(key=current.key)
+            self._check_key_free(conn, new.key, entry.id)
+            return self._replace(conn, version, current, new, author, "update")
+
+    def delete(self, entry_id: int, *, expected_version: int, author: str) -> None:
+        """Delete an entry for good (archive it instead to keep it out of answers but on record)."""
+        author = self._check_author(author)
+        with self._write() as (conn, version):
+            current = self.get(entry_id)
+            if current.version != expected_version:
+                raise StaleVersion(entry_id, expected_version, current.version)
+            conn.execute("DELETE FROM entries WHERE id=?", (entry_id,))
+            self._record(conn, version, entry_id, author, _now(), "delete", current, None)
+
+    def rollback(self, entry_id: int, revision_id: int, *, expected_version: int, author: str) -> Entry:
+        """Bring an entry back to what revision ``revision_id`` saved; the rollback is itself a new revision."""
+        author = self._check_author(author)
+        target = self.revision(revision_id)
+        if target.entry_id != entry_id:
+            raise InvalidEntry("revision", f"revision {revision_id} belongs to entry {target.entry_id}, not {entry_id}")
+        if target.after is None:
+            raise InvalidEntry("revision", f"revision {revision_id} is a deletion; pick a revision that saved content")
+        with self._write() as (conn, version):
+            current = self.get(entry_id)
+            if current.version != expected_version:
+                raise StaleVersion(entry_id, expected_version, current.version)
+            self._check_key_free(conn, target.after.key, entry_id)
+            return self._replace(conn, version, current, target.after, author, f"rollback to revision {revision_id}")
+
+    def import_entries(self, entries: Sequence[Entry], *, author: str) -> ImportSummary:
+        """Add or update (matched by key) many entries in ONE transaction: all are written or none."""
+        author = self._check_author(author)
+        keys = [e.key for e in entries if e.key]
+        if len(keys) != len(set(keys)):
+            dupes = sorted({k for k in keys if keys.count(k) > 1})
+            raise InvalidEntry("id", f"duplicate ids in the import: {dupes[:10]}")
+        added = updated = unchanged = 0
+        with self._write() as (conn, version):
+            for entry in entries:
+                row = conn.execute("SELECT * FROM entries WHERE key=?", (entry.key,)).fetchone() if entry.key else None
+                if row is None:
+                    self._insert(conn, version, entry, author, "import")
+                    added += 1
+                    continue
+                current = self._row_entry(row)
+                if current.content() == entry.content():
+                    unchanged += 1
+                    continue
+                self._replace(conn, version, current, entry.replace(id=current.id, version=current.version),
+                              author, "import")
+                updated += 1
+        return ImportSummary(added=added, updated=updated, unchanged=unchanged, kb_version=version)
