@@ -21,7 +21,7 @@ from datetime import date, datetime
 
 from knowledge_base.errors import InvalidEntry
 
-MAX_QUESTION_CHARS = 500
+MAX_QUESTION_CHARS = 2000
 MAX_ANSWER_CHARS = 20_000
 MAX_SIMILAR_QUESTIONS = 200
 _KEY_RE = re.compile(r"^[\w.:/-]{1,64}$")

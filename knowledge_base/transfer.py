@@ -219,7 +219,7 @@ def read_entries(path: Path, *, format: str | None = None, encoding: str = "utf-
     problems = _Problems(path.name)
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        problems.add(None, None, f"file is {size / 1024 / 1024:.1f} MB; at most {MAX_FILE_BYTES // 1024 // 1024} MB")
+        problems.add(None, None, f"file is too big: {_mb(size)}; at most {_mb(MAX_FILE_BYTES)} allowed")
         raise problems.rejected()
     rows: _RowSource
     if fmt == "xlsx":
@@ -402,7 +402,6 @@ def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | 
             status = Status.parse(text["status"])
         except InvalidEntry as err:
             report("status", err.message)
-    policy = PolicyBasis()
     parts = {"policy_title": "title", "policy_number": "number", "policy_url": "url"}
     for column, part in parts.items():
         if column in text:
@@ -410,8 +409,8 @@ def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | 
                 PolicyBasis(**{part: text[column]})
             except InvalidEntry as err:
                 report(column, err.message)
+    whole: InvalidEntry | None = None
     if not bad:
-        policy = PolicyBasis(text["policy_title"], text["policy_number"], text["policy_url"])
         try:
             return Entry(
                 key=text["id"],
@@ -421,7 +420,7 @@ def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | 
                 department=text["department"],
                 category=text["category"],
                 regions=tuple(regions),
-                policy=policy,
+                policy=PolicyBasis(text["policy_title"], text["policy_number"], text["policy_url"]),
                 effective_date=dates["effective_date"],
                 expiry_date=dates["expiry_date"],
                 status=status,
@@ -429,8 +428,6 @@ def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | 
             )
         except InvalidEntry as err:
             whole = err
-    else:
-        whole = None
 
     # Something is wrong: check each remaining field on its own so every bad cell is named.
     found = bad
@@ -515,6 +512,10 @@ def _as_date(value: object) -> date | None:
             except ValueError:
                 pass
     raise _CellError(f"{value!r} is not a date (write YYYY-MM-DD)")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.3g} MB"
 
 
 def _kind(value: object) -> str:
@@ -710,8 +711,8 @@ def _check_workbook_file(path: Path, problems: _Problems) -> bool:
         problems.add(
             None,
             None,
-            f"refused: the workbook unpacks to {unpacked / 1024 / 1024:.0f} MB in {len(members)} parts "
-            f"(at most {MAX_XLSX_UNPACKED_BYTES // 1024 // 1024} MB)",
+            f"refused: the workbook unpacks to {_mb(unpacked)} in {len(members):,} parts "
+            f"(at most {_mb(MAX_XLSX_UNPACKED_BYTES)} in 10,000 parts)",
         )
         return False
     if "xl/workbook.xml" not in names and not any(n.endswith("/workbook.xml") for n in names):
@@ -776,7 +777,9 @@ def _xlsx_rows(path: Path, problems: _Problems) -> _RowSource:
                 if cell.data_type == "f" or (isinstance(value, str) and value.startswith("=")):
                     formula = value if isinstance(value, str) else "a formula"
                     problems.add(
-                        row_no, name, f"cell holds a formula ({formula[:40]}); formulas are not imported: type the value"
+                        row_no,
+                        name,
+                        f"cell holds a formula ({formula[:40]}); formulas are not imported: type the value",
                     )
                     value = _REPORTED
                 elif isinstance(value, str):
@@ -895,4 +898,6 @@ def _write_yaml(rows: list[dict[str, object]], path: Path, notice: str) -> None:
     document: dict[str, object] = {"notice": notice} if notice else {}
     document["entries"] = rows
     with open(path, "w", encoding="utf-8", newline="\n") as f:
-        yaml.dump(document, f, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000)
+        yaml.dump(
+            document, f, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000
+        )

@@ -1,0 +1,86 @@
+"""Shared fixtures. Real parts (model, FAISS, SQLite) for integration tests; named fakes for unit tests."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from knowledge_base.embedder import FakeEmbedder
+from knowledge_base.kb import KnowledgeBase
+from knowledge_base.records import Entry, PolicyBasis, Region, Status
+from knowledge_base.settings import Settings
+from knowledge_base.store import SQLiteStore
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_BENCH = REPO.parent / "shared" / "bench"
+TODAY = date(2026, 11, 26)
+
+
+@pytest.fixture(scope="session")
+def normaliser():
+    from knowledge_base.textnorm import TextNormaliser
+
+    return TextNormaliser.from_dir()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=str(tmp_path / "var"))
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SQLiteStore(tmp_path / "kb.sqlite3")
+    yield s
+    s.close()
+
+
+def sample_entries() -> list[Entry]:
+    """A handful of hand-written entries for unit tests of logic."""
+    return [
+        Entry(key="T-SB-1", question="怎么查询社保缴费记录", similar_questions=("社保交了几个月在哪查", "社保缴费明细查询"),
+              answer="登录粤省事小程序查询社保缴费记录。", department="广东省人力资源和社会保障厅", category="社会保障",
+              regions=(Region("广东省"),), policy=PolicyBasis("《社会保险法》", "", ""),
+              effective_date=date(2024, 1, 1)),
+        Entry(key="T-GJJ-SZ", question="深圳住房公积金怎么提取", similar_questions=("深圳公积金提取流程",),
+              answer="深圳：通过深圳公积金网上办事大厅申请提取。", department="深圳市住房公积金管理中心",
+              regions=(Region("广东省", "深圳市"),)),
+        Entry(key="T-GJJ-GZ", question="广州住房公积金怎么提取", similar_questions=("广州公积金提取流程",),
+              answer="广州：通过广州住房公积金管理中心网上服务厅申请提取。", department="广州住房公积金管理中心",
+              regions=(Region("广东省", "广州市"),)),
+        Entry(key="T-OLD", question="2024年临时生活补贴怎么申请", answer="已停止受理。", department="民政局",
+              effective_date=date(2024, 1, 1), expiry_date=date(2024, 12, 31)),
+        Entry(key="T-DRAFT", question="新生儿落户怎么办理", answer="草稿内容", status=Status.DRAFT),
+        Entry(key="T-FUTURE", question="2027年新政策补贴怎么领", answer="明年生效。", effective_date=date(2027, 1, 1)),
+    ]
+
+
+@pytest.fixture
+def fake_kb(store, normaliser, settings) -> KnowledgeBase:
+    """A knowledge base over a real SQLite store with the FAKE n-gram embedder (unit tests of logic)."""
+    kb = KnowledgeBase(store, FakeEmbedder(), normaliser, settings=settings, today=lambda: TODAY)
+    kb.import_entries(sample_entries(), author="tester")
+    return kb
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """The real multilingual-e5-small folder, built once (or reused from HOTLINE_TEST_MODEL_DIR)."""
+    from knowledge_base.model_build import build_model, is_built
+
+    given = os.environ.get("HOTLINE_TEST_MODEL_DIR")
+    if given and is_built(Path(given)):
+        return Path(given)
+    return build_model(tmp_path_factory.mktemp("model") / "multilingual-e5-small", progress=False)
+
+
+@pytest.fixture(scope="session")
+def real_embedder(model_dir: Path):
+    from knowledge_base.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(model_dir)
+    embedder.load()
+    return embedder

@@ -1,0 +1,47 @@
+"""Pure ranking: per-entry aggregation, fusion and decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge_base.ranking import Thresholds, best_per_entry, decide, fuse
+from knowledge_base.records import Decision
+
+pytestmark = pytest.mark.unit
+
+T = Thresholds(answer_threshold=0.90, answer_margin=0.02, clarify_threshold=0.85, clarify_window=0.04, clarify_max=3)
+
+
+def test_an_entry_scores_its_best_phrasing():
+    best = best_per_entry([(1, "a", 0.5), (1, "b", 0.9), (2, "c", 0.7)])
+    assert best == {1: (0.9, "b"), 2: (0.7, "c")}
+
+
+def test_fusion_with_zero_weight_is_the_dense_ranking():
+    ranked = fuse({1: (0.8, "a"), 2: (0.9, "b")}, {1: (10.0, "a")}, 0.0)
+    assert [r.entry_id for r in ranked] == [2, 1]
+
+
+def test_fusion_scales_bm25_by_the_best_and_can_reorder():
+    ranked = fuse({1: (0.80, "a"), 2: (0.82, "b")}, {1: (10.0, "a"), 2: (2.0, "b")}, 0.1)
+    assert [r.entry_id for r in ranked] == [1, 2]
+    assert ranked[0].lexical == pytest.approx(1.0) and ranked[1].lexical == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("scores", "decision", "offered"),
+    [
+        ([], Decision.NO_ANSWER, 0),
+        ([0.80, 0.79], Decision.NO_ANSWER, 0),
+        ([0.95], Decision.ANSWER, 1),
+        ([0.95, 0.90], Decision.ANSWER, 1),
+        ([0.95, 0.94, 0.93, 0.92], Decision.CLARIFY, 3),
+        ([0.88, 0.70], Decision.CLARIFY, 1),
+        ([0.88, 0.86, 0.80], Decision.CLARIFY, 2),
+        ([0.92, 0.915, 0.70], Decision.CLARIFY, 2),
+    ],
+)
+def test_decide(scores, decision, offered):
+    got, n, reason = decide(scores, T)
+    assert (got, n) == (decision, offered)
+    assert reason
