@@ -6,6 +6,7 @@ number in the README can be traced and re-run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -19,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from knowledge_base.embedder import Embedder
-from knowledge_base.evaluation import LabelledQuery, Ranked, decision_metrics, percentile, read_queries, retrieval_metrics
+from knowledge_base.evaluation import (
+    LabelledQuery,
+    Ranked,
+    decision_metrics,
+    percentile,
+    read_queries,
+    retrieval_metrics,
+)
 from knowledge_base.kb import KnowledgeBase
 from knowledge_base.ranking import Thresholds
 from knowledge_base.settings import Settings
@@ -38,12 +46,15 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     mem_gib = None
-    try:
+    with contextlib.suppress(ValueError, OSError):
         mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -169,8 +180,10 @@ def open_file_kb(kb_file: Path, settings: Settings, embedder: Embedder, *, progr
 
 
 def _line(name: str, m: dict[str, Any]) -> str:
-    return (f"[{name}] hit@1 {m['hit_at_1']:.3f}  MRR@10 {m['mrr_at_10']:.3f}  recall@5 {m['recall_at_5']:.3f}  "
-            f"p50 {m['latency_ms_p50']:.1f} ms  p95 {m['latency_ms_p95']:.1f} ms")
+    return (
+        f"[{name}] hit@1 {m['hit_at_1']:.3f}  MRR@10 {m['mrr_at_10']:.3f}  recall@5 {m['recall_at_5']:.3f}  "
+        f"p50 {m['latency_ms_p50']:.1f} ms  p95 {m['latency_ms_p95']:.1f} ms"
+    )
 
 
 def _progress(items: list[Any], enabled: bool, label: str) -> Any:
@@ -219,8 +232,7 @@ def run_scale(
             texts = [""] * size  # the side table's texts are irrelevant to FAISS timing
             for start in range(0, size, 100_000):
                 stop = min(size, start + 100_000)
-                index.add_many((owners[start:stop] + 1).tolist(), texts[start:stop], vectors[start:stop],
-                               replace=False)
+                index.add_many((owners[start:stop] + 1).tolist(), texts[start:stop], vectors[start:stop], replace=False)
             build_s = time.perf_counter() - started
             latencies, found = [], []
             for q in qv:
@@ -232,7 +244,8 @@ def run_scale(
                 exact = found
             recall = (
                 float(np.mean([len(f & e) / max(1, len(e)) for f, e in zip(found, exact, strict=True)]))
-                if exact else None
+                if exact
+                else None
             )
             row = {
                 "phrasings": size,
@@ -244,12 +257,21 @@ def run_scale(
                 "memory_mb": round(_current_rss_mb() - rss_before, 1),
             }
             rows.append(row)
-            log(f"{size:>9,} phrasings  {index_type:5}  build {row['build_s']:7.1f}s  p50 {row['search_ms_p50']:7.2f}"
+            log(
+                f"{size:>9,} phrasings  {index_type:5}  build {row['build_s']:7.1f}s  p50 {row['search_ms_p50']:7.2f}"
                 f" ms  p95 {row['search_ms_p95']:7.2f} ms  recall@10 {row['recall_at_10_vs_flat']}  "
-                f"+{row['memory_mb']} MB")
+                f"+{row['memory_mb']} MB"
+            )
             del index
-    return {"rows": rows, "dim": dim, "queries": queries, "hnsw_m": hnsw_m, "hnsw_ef_search": ef_search,
-            "machine": machine(), "command": " ".join(["hotline", *sys.argv[1:]])}
+    return {
+        "rows": rows,
+        "dim": dim,
+        "queries": queries,
+        "hnsw_m": hnsw_m,
+        "hnsw_ef_search": ef_search,
+        "machine": machine(),
+        "command": " ".join(["hotline", *sys.argv[1:]]),
+    }
 
 
 def _current_rss_mb() -> float:

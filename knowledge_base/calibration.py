@@ -42,15 +42,20 @@ def run_calibration(
         f"{len(results)} queries ({metrics['n_queries']} answerable), hit@1 {metrics['hit_at_1']:.3f}",
         f"best-score distribution: right top-1 p10/p50 {percentile(right, 10):.3f}/{percentile(right, 50):.3f}; "
         f"wrong top-1 p50/p90 {percentile(wrong, 50):.3f}/{percentile(wrong, 90):.3f}"
-        + (f"; unanswerable p50/p90 {percentile(unanswerable, 50):.3f}/{percentile(unanswerable, 90):.3f}"
-           if unanswerable else ""),
+        + (
+            f"; unanswerable p50/p90 {percentile(unanswerable, 50):.3f}/{percentile(unanswerable, 90):.3f}"
+            if unanswerable
+            else ""
+        ),
         "",
         "answer_threshold  margin  answers  wrong(of answers)  clarify  no_answer",
     ]
     shown = [r for r in rows if r.answer_margin in (0.0, 0.02, 0.05)][::3]
     for r in shown:
-        lines.append(f"{r.answer_threshold:16.3f}  {r.answer_margin:6.3f}  {r.answer_rate:7.1%}  "
-                     f"{r.wrong_answer_rate:7.1%} ({r.wrong_answers:3d})  {r.clarify_rate:7.1%}  {r.no_answer_rate:8.1%}")
+        lines.append(
+            f"{r.answer_threshold:16.3f}  {r.answer_margin:6.3f}  {r.answer_rate:7.1%}  "
+            f"{r.wrong_answer_rate:7.1%} ({r.wrong_answers:3d})  {r.clarify_rate:7.1%}  {r.no_answer_rate:8.1%}"
+        )
     current = decision_metrics(results, Thresholds.from_mapping(settings.thresholds()))
     lines += [
         "",
@@ -59,8 +64,10 @@ def run_calibration(
         f"no answer {current['no_answer_rate']:.1%}",
     ]
     if best is None:
-        lines.append(f"no threshold keeps wrong answers at or below {max_wrong_rate:.1%}: keep answering off "
-                     "(raise answer_threshold) and rely on clarification")
+        lines.append(
+            f"no threshold keeps wrong answers at or below {max_wrong_rate:.1%}: keep answering off "
+            "(raise answer_threshold) and rely on clarification"
+        )
     else:
         lines += [
             f"recommended (most answers with at most {max_wrong_rate:.1%} wrong), put in config.yml:",

@@ -46,8 +46,13 @@ def _logging(verbose: bool) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", default="config.yml", show_default=True, envvar="HOTLINE_CONFIG",
-              help="Settings file (YAML); HOTLINE_<SETTING> environment variables override it.")
+@click.option(
+    "--config",
+    default="config.yml",
+    show_default=True,
+    envvar="HOTLINE_CONFIG",
+    help="Settings file (YAML); HOTLINE_<SETTING> environment variables override it.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
 def main(ctx: click.Context, config: str, verbose: bool) -> None:
@@ -107,8 +112,10 @@ def import_cmd(ctx: Context, file: Path, fmt: str | None, encoding: str, author:
         sys.exit(2)
     kb = _open_kb(ctx)
     summary = kb.import_entries(entries, author=author)
-    click.echo(f"imported {file}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged; "
-               f"KB version {summary.kb_version}")
+    click.echo(
+        f"imported {file}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged; "
+        f"KB version {summary.kb_version}"
+    )
 
 
 @main.command("export")
@@ -166,8 +173,10 @@ def _print_answer(entry: Any) -> None:
     click.echo("")
     click.echo(entry.answer)
     source = " ".join(x for x in (entry.policy.title, entry.policy.number) if x)
-    click.echo(f"—— 承办单位：{entry.department or '未注明'}；依据：{source or '未注明'}；"
-               f"生效日期：{entry.effective_date or '未注明'}")
+    click.echo(
+        f"—— 承办单位：{entry.department or '未注明'}；依据：{source or '未注明'}；"
+        f"生效日期：{entry.effective_date or '未注明'}"
+    )
 
 
 @main.command()
@@ -178,8 +187,9 @@ def _print_answer(entry: Any) -> None:
 @click.option("--explain", is_flag=True, help="Show normalisation, tokens, matched phrasings, scores and why.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
-def search(ctx: Context, question: str, region: str | None, department: str | None, top_k: int, explain: bool,
-           as_json: bool) -> None:
+def search(
+    ctx: Context, question: str, region: str | None, department: str | None, top_k: int, explain: bool, as_json: bool
+) -> None:
     """Search the knowledge base as a citizen would be answered."""
     if not question.strip():
         click.echo("error: the question is empty", err=True)
@@ -207,9 +217,16 @@ def _result_json(result: Any) -> dict[str, Any]:
         "thresholds": result.thresholds,
         "truncated": result.truncated,
         "hits": [
-            {"id": h.entry.key, "question": h.entry.question, "score": h.score, "dense": h.dense,
-             "lexical": h.lexical, "matched_phrasing": h.matched_phrasing, "answer": h.entry.answer,
-             "department": h.entry.department}
+            {
+                "id": h.entry.key,
+                "question": h.entry.question,
+                "score": h.score,
+                "dense": h.dense,
+                "lexical": h.lexical,
+                "matched_phrasing": h.matched_phrasing,
+                "answer": h.entry.answer,
+                "department": h.entry.department,
+            }
             for h in result.hits
         ],
     }
@@ -232,8 +249,12 @@ def ask(ctx: Context, region: str | None) -> None:
 
 
 @main.command()
-@click.option("--sample/--no-sample", default=True, show_default=True,
-              help="Import the illustrative Guangdong sample KB when the database is empty.")
+@click.option(
+    "--sample/--no-sample",
+    default=True,
+    show_default=True,
+    help="Import the illustrative Guangdong sample KB when the database is empty.",
+)
 @pass_ctx
 def setup(ctx: Context, sample: bool) -> None:
     """Build the model if needed, import the sample KB into an empty database, build the index."""
@@ -251,8 +272,10 @@ def setup(ctx: Context, sample: bool) -> None:
     store.close()
     kb = _open_kb(ctx)
     stats = kb.stats()
-    click.echo(f"ready: {stats['entries_indexed']} published entries, {stats['phrasings_indexed']} phrasings "
-               f"indexed, KB version {stats['kb_version']}")
+    click.echo(
+        f"ready: {stats['entries_indexed']} published entries, {stats['phrasings_indexed']} phrasings "
+        f"indexed, KB version {stats['kb_version']}"
+    )
 
 
 @main.group()
@@ -295,19 +318,36 @@ def _embedder_for(settings: Settings) -> Any:
 
 
 @main.command()
-@click.option("--kb", "kb_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SAMPLE_KB,
-              show_default=True, help="Knowledge base file (any import format).")
-@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SAMPLE_QUERIES,
-              show_default=True, help="Labelled queries (JSON Lines: query, gold_id or null).")
-@click.option("--max-wrong", default=0.02, show_default=True, type=click.FloatRange(0, 1),
-              help="Largest share of direct answers allowed to be wrong.")
+@click.option(
+    "--kb",
+    "kb_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=SAMPLE_KB,
+    show_default=True,
+    help="Knowledge base file (any import format).",
+)
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=SAMPLE_QUERIES,
+    show_default=True,
+    help="Labelled queries (JSON Lines: query, gold_id or null).",
+)
+@click.option(
+    "--max-wrong",
+    default=0.02,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Largest share of direct answers allowed to be wrong.",
+)
 @pass_ctx
 def calibrate(ctx: Context, kb_file: Path, queries: Path, max_wrong: float) -> None:
     """Print the precision/coverage trade-off of the answer thresholds and recommend values."""
     from knowledge_base.calibration import run_calibration
 
-    report = run_calibration(kb_file, queries, settings=ctx.settings, embedder_for=_embedder_for,
-                             max_wrong_rate=max_wrong)
+    report = run_calibration(
+        kb_file, queries, settings=ctx.settings, embedder_for=_embedder_for, max_wrong_rate=max_wrong
+    )
     click.echo(report)
 
 
@@ -326,15 +366,24 @@ def bench_retrieval(ctx: Context, kb_file: Path, queries: Path, limit: int | Non
     """Accuracy, decisions, latency and memory: shipped default vs plain e5 vs BM25, one run."""
     from knowledge_base.bench import run_retrieval
 
-    report = run_retrieval(kb_file, queries, settings=ctx.settings, embedder_for=_embedder_for, limit=limit,
-                           progress=not as_json, log=lambda m: click.echo(m, err=True))
+    report = run_retrieval(
+        kb_file,
+        queries,
+        settings=ctx.settings,
+        embedder_for=_embedder_for,
+        limit=limit,
+        progress=not as_json,
+        log=lambda m: click.echo(m, err=True),
+    )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
         return
     click.echo(f"machine: {report['machine']}")
     click.echo(f"{report['n_entries']} entries, {report['n_phrasings']} phrasings, {report['n_queries']} queries")
-    header = f"{'config':10} {'hit@1':>6} {'MRR@10':>7} {'rec@5':>6} {'answer':>7} {'clarify':>8} {'no_ans':>7} " \
-             f"{'wrong%':>7} {'p50ms':>6} {'p95ms':>6} {'build s':>8} {'peak MB':>8}"
+    header = (
+        f"{'config':10} {'hit@1':>6} {'MRR@10':>7} {'rec@5':>6} {'answer':>7} {'clarify':>8} {'no_ans':>7} "
+        f"{'wrong%':>7} {'p50ms':>6} {'p95ms':>6} {'build s':>8} {'peak MB':>8}"
+    )
     click.echo(header)
     for name, m in report["configs"].items():
         click.echo(
@@ -348,8 +397,14 @@ def bench_retrieval(ctx: Context, kb_file: Path, queries: Path, limit: int | Non
 @bench.command("scale")
 @click.option("--sizes", default="10000,100000,1000000", show_default=True, help="Phrasing counts, comma separated.")
 @click.option("--queries", default=200, show_default=True, type=click.IntRange(10, 10000))
-@click.option("--index-type", "index_types", multiple=True, type=click.Choice(["flat", "hnsw"]),
-              default=("flat", "hnsw"), show_default=True)
+@click.option(
+    "--index-type",
+    "index_types",
+    multiple=True,
+    type=click.Choice(["flat", "hnsw"]),
+    default=("flat", "hnsw"),
+    show_default=True,
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def bench_scale(ctx: Context, sizes: str, queries: int, index_types: tuple[str, ...], as_json: bool) -> None:
@@ -360,7 +415,13 @@ def bench_scale(ctx: Context, sizes: str, queries: int, index_types: tuple[str, 
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
     except ValueError:
         raise click.BadParameter("sizes must be integers, e.g. 10000,100000", param_hint="--sizes") from None
-    report = run_scale(size_list, queries=queries, hnsw_m=ctx.settings.hnsw_m, ef_search=ctx.settings.hnsw_ef_search,
-                       index_types=index_types, log=lambda m: click.echo(m, err=not as_json))
+    report = run_scale(
+        size_list,
+        queries=queries,
+        hnsw_m=ctx.settings.hnsw_m,
+        ef_search=ctx.settings.hnsw_ef_search,
+        index_types=index_types,
+        log=lambda m: click.echo(m, err=not as_json),
+    )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))

@@ -59,7 +59,7 @@ class ImportRejected(KnowledgeBaseError):
 class ImportProblem:
     """One bad cell (or row, or file) of an import: where it is and what is wrong."""
 
-    __slots__ = ("file", "row", "column", "message")
+    __slots__ = ("column", "file", "message", "row")
 
     def __init__(self, file: str, row: int | None, column: str | None, message: str) -> None:
         self.file = file

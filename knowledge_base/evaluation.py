@@ -42,7 +42,7 @@ def read_queries(path: Path, limit: int | None = None) -> list[LabelledQuery]:
                 text = row["query"]
                 gold = row.get("gold_id")
             except (ValueError, KeyError, TypeError, AttributeError):
-                raise ValueError(f"{path}, line {number}: expected {{\"query\": ..., \"gold_id\": ...}}") from None
+                raise ValueError(f'{path}, line {number}: expected {{"query": ..., "gold_id": ...}}') from None
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"{path}, line {number}: empty query")
             out.append(LabelledQuery(text, None if gold in (None, "") else str(gold)))
@@ -137,8 +137,17 @@ def calibrate(
         for margin in (0.0, 0.005, 0.01, 0.02, 0.03, 0.05):
             t = Thresholds(threshold, margin, min(clarify_threshold, threshold), clarify_window, clarify_max)
             m = decision_metrics(results, t)
-            rows.append(CalibrationRow(threshold, margin, m["answer_rate"], m["wrong_answer_rate"],
-                                       int(m["wrong_answers"]), m["clarify_rate"], m["no_answer_rate"]))
+            rows.append(
+                CalibrationRow(
+                    threshold,
+                    margin,
+                    m["answer_rate"],
+                    m["wrong_answer_rate"],
+                    int(m["wrong_answers"]),
+                    m["clarify_rate"],
+                    m["no_answer_rate"],
+                )
+            )
     good = [r for r in rows if r.wrong_answer_rate <= max_wrong_rate and r.answer_rate > 0]
     best = max(good, key=lambda r: (r.answer_rate, -r.wrong_answer_rate, -r.answer_threshold), default=None)
     return rows, best

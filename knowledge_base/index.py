@@ -70,6 +70,7 @@ class PhrasingIndex:
         self.dim = dim
         self.index_type = index_type
         self.ef_search = ef_search
+        base: Any
         if index_type == "flat":
             base = faiss.IndexFlatIP(dim)
         else:
@@ -109,8 +110,9 @@ class PhrasingIndex:
         """Add (or replace) one entry's phrasings with their vectors (rows aligned with ``phrasings``)."""
         self.add_many([entry_id] * len(phrasings), phrasings, vectors, replace=True)
 
-    def add_many(self, entry_ids: Sequence[int], phrasings: Sequence[str], vectors: np.ndarray, *,
-                 replace: bool = True) -> None:
+    def add_many(
+        self, entry_ids: Sequence[int], phrasings: Sequence[str], vectors: np.ndarray, *, replace: bool = True
+    ) -> None:
         """Add many phrasings at once; with ``replace``, the entries' old phrasings go first."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(phrasings), self.dim) or len(entry_ids) != len(phrasings):
@@ -213,7 +215,8 @@ class PhrasingIndex:
         index = cls(manifest.dim, index_type=manifest.index_type, ef_search=ef_search)
         index._faiss = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
         if manifest.index_type == "hnsw":
-            faiss.downcast_index(index._faiss.index).hnsw.efSearch = ef_search
+            hnsw: Any = faiss.downcast_index(index._faiss.index)
+            hnsw.hnsw.efSearch = ef_search
         index._next_fid = table["next_fid"]
         index._tombstones = table["tombstones"]
         for fid, entry_id, text in table["phrasings"]:

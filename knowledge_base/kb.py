@@ -115,8 +115,13 @@ class KnowledgeBase:
             self._index_version = manifest.kb_version
             self._entries = self.store.get_many(self._index.entry_ids()) if len(self._index) else {}
             report = self.sync()
-            log.info("index loaded at KB version %d in %.1fs, caught up to %d (%d entries changed)",
-                     manifest.kb_version, time.perf_counter() - started, report.to_version, report.entries_changed)
+            log.info(
+                "index loaded at KB version %d in %.1fs, caught up to %d (%d entries changed)",
+                manifest.kb_version,
+                time.perf_counter() - started,
+                report.to_version,
+                report.entries_changed,
+            )
             return report
 
     def _load_index(self) -> tuple[PhrasingIndex, Manifest] | None:
@@ -166,8 +171,13 @@ class KnowledgeBase:
             self._index, self._entries, self._index_version = index, entries, version
             self._lexical = None
             report = SyncReport(from_version, version, len(entries), time.perf_counter() - started, rebuilt=True)
-            log.info("index rebuilt: %d entries, %d phrasings, KB version %d, %.1fs",
-                     len(entries), len(texts), version, report.seconds)
+            log.info(
+                "index rebuilt: %d entries, %d phrasings, KB version %d, %.1fs",
+                len(entries),
+                len(texts),
+                version,
+                report.seconds,
+            )
             self.save_index()
             return report
 
@@ -209,8 +219,13 @@ class KnowledgeBase:
                     self._lexical_add(entry)
             self._index_version = version
             report = SyncReport(from_version, version, len(changed), time.perf_counter() - started)
-            log.info("index caught up from KB version %d to %d: %d entries changed, %.0f ms",
-                     from_version, version, len(changed), report.seconds * 1000)
+            log.info(
+                "index caught up from KB version %d to %d: %d entries changed, %.0f ms",
+                from_version,
+                version,
+                len(changed),
+                report.seconds * 1000,
+            )
         if index.tombstones > max(1000, len(index)):
             self.rebuild()
         return report
@@ -304,8 +319,17 @@ class KnowledgeBase:
         analysed = self.normaliser.analyse(text)
         tokens = tuple(self.normaliser.tokens(text)) if explain or self.settings.lexical_weight > 0 else ()
         if not analysed.text:
-            return SearchResult(text, "", Decision.NO_ANSWER, (), "the question has no words to search for",
-                                self._index_version, thresholds, tokens, truncated)
+            return SearchResult(
+                text,
+                "",
+                Decision.NO_ANSWER,
+                (),
+                "the question has no words to search for",
+                self._index_version,
+                thresholds,
+                tokens,
+                truncated,
+            )
         index = self._index
         assert index is not None
         vector = self.embedder.encode([analysed.text if self.settings.embed_normalised_text else text])
@@ -335,19 +359,27 @@ class KnowledgeBase:
         if explain and weight == 0:
             top_lexical = max((s for s, _ in lexical.values()), default=0.0) or 1.0
             lexical_scaled = {k: v[0] / top_lexical for k, v in lexical.items()}
-            ranked = [r.__class__(r.entry_id, r.score, r.dense, lexical_scaled.get(r.entry_id, 0.0), r.phrasing)
-                      for r in ranked]
+            ranked = [
+                r.__class__(r.entry_id, r.score, r.dense, lexical_scaled.get(r.entry_id, 0.0), r.phrasing)
+                for r in ranked
+            ]
         t = Thresholds.from_mapping(thresholds)
         decision, _, reason = decide([r.score for r in ranked], t)
         hits = tuple(
-            Hit(entry=self._entries[r.entry_id], score=r.score, dense=r.dense, lexical=r.lexical,
-                matched_phrasing=r.phrasing)
+            Hit(
+                entry=self._entries[r.entry_id],
+                score=r.score,
+                dense=r.dense,
+                lexical=r.lexical,
+                matched_phrasing=r.phrasing,
+            )
             for r in ranked[:top_k]
         )
         if truncated:
             reason += f"; the question was cut to {self.settings.max_query_chars} characters"
-        return SearchResult(text, analysed.text, decision, hits, reason, self._index_version, thresholds,
-                            tokens, truncated)
+        return SearchResult(
+            text, analysed.text, decision, hits, reason, self._index_version, thresholds, tokens, truncated
+        )
 
     def lexical_search(self, query: str, *, top_k: int = 10) -> list[tuple[Entry, float]]:
         """Entries ranked by BM25 alone (the benchmark's lexical baseline), in-effect entries only."""

@@ -28,7 +28,7 @@ _KEY_RE = re.compile(r"^[\w.:/-]{1,64}$")
 _REGION_SUFFIXES = ("特别行政区", "自治区", "自治州", "省", "市", "区", "县")
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Life cycle of an entry: only ``published`` entries are ever served to citizens."""
 
     DRAFT = "draft"
@@ -197,9 +197,7 @@ class Entry:
             elif value is not None and not isinstance(value, date):
                 raise InvalidEntry(name, f"must be a date, got {value!r}")
         if self.effective_date and self.expiry_date and self.expiry_date < self.effective_date:
-            raise InvalidEntry(
-                "expiry_date", f"{self.expiry_date} is before the effective date {self.effective_date}"
-            )
+            raise InvalidEntry("expiry_date", f"{self.expiry_date} is before the effective date {self.effective_date}")
         key = "" if self.key is None else str(self.key).strip()
         if key and not _KEY_RE.match(key):
             raise InvalidEntry("id", f"{key!r} is not a valid id: 1-64 letters, digits, '-', '_', '.', ':' or '/'")
@@ -322,7 +320,7 @@ class Revision:
     after: Entry | None
 
 
-class Decision(str, enum.Enum):
+class Decision(enum.StrEnum):
     """What a search concluded: answer with one entry, ask which one, or hand over."""
 
     ANSWER = "answer"

@@ -75,9 +75,7 @@ class Settings:
     clarify_window: float = _setting(0.04, "Candidates within this distance of the best one join the choice.")
     clarify_max: int = _setting(3, "Most candidates offered in one '您是想问……' choice.")
     max_query_chars: int = _setting(1000, "Longer questions are cut to this length (with a notice) before search.")
-    default_province: str = _setting(
-        "广东省", "Province assumed when a citizen names only a city or district."
-    )
+    default_province: str = _setting("广东省", "Province assumed when a citizen names only a city or district.")
 
     def __post_init__(self) -> None:
         if self.index_type not in ("flat", "hnsw"):
@@ -105,7 +103,9 @@ class Settings:
 
     @property
     def model_path(self) -> Path:
-        return Path(self.model_dir).expanduser() if self.model_dir else self.data_path / "models" / "multilingual-e5-small"
+        return (
+            Path(self.model_dir).expanduser() if self.model_dir else self.data_path / "models" / "multilingual-e5-small"
+        )
 
     @property
     def index_path(self) -> Path:

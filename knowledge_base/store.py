@@ -72,6 +72,7 @@ class Store(Protocol):
     def kb_version(self) -> int: ...
     def get(self, entry_id: int) -> Entry: ...
     def get_by_key(self, key: str) -> Entry: ...
+    def get_many(self, entry_ids: Iterable[int]) -> dict[int, Entry]: ...
     def entries(self, *, statuses: Iterable[Status] | None = None) -> list[Entry]: ...
     def count(self) -> int: ...
     def add(self, entry: Entry, *, author: str) -> Entry: ...
@@ -113,8 +114,9 @@ class SQLiteStore:
         self._keeper.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._target, uri=self._memory, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            self._target, uri=self._memory, timeout=30, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         if not self._memory:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -159,8 +161,7 @@ class SQLiteStore:
     @staticmethod
     def _row_entry(row: sqlite3.Row) -> Entry:
         data = json.loads(row["content"])
-        data.update(id=row["key"], version=row["version"], updated_by=row["updated_by"],
-                    updated_at=row["updated_at"])
+        data.update(id=row["key"], version=row["version"], updated_by=row["updated_by"], updated_at=row["updated_at"])
         return Entry.from_dict(data).replace(id=row["id"])
 
     def get(self, entry_id: int) -> Entry:
@@ -231,9 +232,14 @@ class SQLiteStore:
             return None if text is None else Entry.from_dict(json.loads(text)).replace(id=row["entry_id"])
 
         return Revision(
-            id=row["id"], entry_id=row["entry_id"], kb_version=row["kb_version"], author=row["author"],
-            created_at=datetime.fromisoformat(row["created_at"]), action=row["action"],
-            before=load(row["before"]), after=load(row["after"]),
+            id=row["id"],
+            entry_id=row["entry_id"],
+            kb_version=row["kb_version"],
+            author=row["author"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            action=row["action"],
+            before=load(row["before"]),
+            after=load(row["after"]),
         )
 
     # -- writes --------------------------------------------------------------
@@ -243,8 +249,14 @@ class SQLiteStore:
         cur = conn.execute(
             "INSERT INTO entries (key, status, content, version, updated_by, updated_at, kb_version) "
             "VALUES (?, ?, ?, 1, ?, ?, ?)",
-            (entry.key or f"pending-{version}-{id(entry)}", entry.status.value,
-             json.dumps(entry.content(), ensure_ascii=False), author, now.isoformat(), version),
+            (
+                entry.key or f"pending-{version}-{id(entry)}",
+                entry.status.value,
+                json.dumps(entry.content(), ensure_ascii=False),
+                author,
+                now.isoformat(),
+                version,
+            ),
         )
         new_id = int(cur.lastrowid or 0)
         key = entry.key or f"KB-{new_id:06d}"
@@ -254,15 +266,25 @@ class SQLiteStore:
         self._record(conn, version, new_id, author, now, action, None, stored)
         return stored
 
-    def _replace(self, conn: sqlite3.Connection, version: int, current: Entry, new: Entry, author: str,
-                 action: str) -> Entry:
+    def _replace(
+        self, conn: sqlite3.Connection, version: int, current: Entry, new: Entry, author: str, action: str
+    ) -> Entry:
         now = _now()
         stored = new.replace(id=current.id, version=current.version + 1, updated_by=author, updated_at=now)
         cur = conn.execute(
             "UPDATE entries SET key=?, status=?, content=?, version=?, updated_by=?, updated_at=?, kb_version=? "
             "WHERE id=? AND version=?",
-            (stored.key, stored.status.value, json.dumps(stored.content(), ensure_ascii=False), stored.version,
-             author, now.isoformat(), version, current.id, current.version),
+            (
+                stored.key,
+                stored.status.value,
+                json.dumps(stored.content(), ensure_ascii=False),
+                stored.version,
+                author,
+                now.isoformat(),
+                version,
+                current.id,
+                current.version,
+            ),
         )
         if cur.rowcount != 1:  # someone else wrote between our read and this write
             assert current.id is not None
@@ -272,8 +294,16 @@ class SQLiteStore:
         return stored
 
     @staticmethod
-    def _record(conn: sqlite3.Connection, version: int, entry_id: int, author: str, when: datetime, action: str,
-                before: Entry | None, after: Entry | None) -> None:
+    def _record(
+        conn: sqlite3.Connection,
+        version: int,
+        entry_id: int,
+        author: str,
+        when: datetime,
+        action: str,
+        before: Entry | None,
+        after: Entry | None,
+    ) -> None:
         conn.execute(
             "INSERT INTO revisions (entry_id, kb_version, author, created_at, action, before, after) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -361,7 +391,8 @@ class SQLiteStore:
                 if current.content() == entry.content():
                     unchanged += 1
                     continue
-                self._replace(conn, version, current, entry.replace(id=current.id, version=current.version),
-                              author, "import")
+                self._replace(
+                    conn, version, current, entry.replace(id=current.id, version=current.version), author, "import"
+                )
                 updated += 1
         return ImportSummary(added=added, updated=updated, unchanged=unchanged, kb_version=version)

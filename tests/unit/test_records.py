@@ -72,8 +72,18 @@ def test_in_effect_respects_status_and_dates():
 
 
 def test_dict_round_trip_keeps_every_field():
-    e = Entry(key="GD-1", question="问", answer="答\n第二行", similar_questions=("一", "二"), department="部门",
-              category="类", regions=(Region("广东省", "深圳市"),), policy=PolicyBasis("《办法》", "粤府〔2024〕1号",
-              "https://www.gd.gov.cn/"), effective_date=date(2024, 1, 1), expiry_date=date(2030, 1, 1),
-              status=Status.IN_REVIEW, tags=("示例数据",))
+    e = Entry(
+        key="GD-1",
+        question="问",
+        answer="答\n第二行",
+        similar_questions=("一", "二"),
+        department="部门",
+        category="类",
+        regions=(Region("广东省", "深圳市"),),
+        policy=PolicyBasis("《办法》", "粤府〔2024〕1号", "https://www.gd.gov.cn/"),
+        effective_date=date(2024, 1, 1),
+        expiry_date=date(2030, 1, 1),
+        status=Status.IN_REVIEW,
+        tags=("示例数据",),
+    )
     assert Entry.from_dict(e.to_dict()) == e
