@@ -33,7 +33,7 @@ from typing import Any
 from knowledge_base.embedder import Embedder
 from knowledge_base.errors import IndexMismatch
 from knowledge_base.index import Manifest, PhrasingIndex
-from knowledge_base.lexical import BM25Index
+from knowledge_base.lexical import BM25Index, char_ngrams
 from knowledge_base.ranking import Thresholds, best_per_entry, decide, fuse
 from knowledge_base.records import Decision, Entry, Hit, Region, Revision, SearchResult, Status
 from knowledge_base.settings import Settings
@@ -43,6 +43,7 @@ from knowledge_base.textnorm import TextNormaliser, truncate
 log = logging.getLogger(__name__)
 
 _MIN_FETCH = 50
+_RESCORED = 20
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,8 @@ class KnowledgeBase:
                 index.add_many(owners, texts, vectors, replace=False)
             self._index, self._entries, self._index_version = index, entries, version
             self._lexical = None
+            if self.settings.lexical_weight > 0:
+                self._lexical_index()
             report = SyncReport(from_version, version, len(entries), time.perf_counter() - started, rebuilt=True)
             log.info(
                 "index rebuilt: %d entries, %d phrasings, KB version %d, %.1fs",
@@ -240,13 +243,18 @@ class KnowledgeBase:
             return self.normaliser.normalise(text) or text
         return text
 
-    # -- lexical (built on first use) -----------------------------------------
+    # -- lexical re-scoring (built on first use) -------------------------------
+
+    def _lexical_tokens(self, text: str) -> list[str]:
+        if self.settings.lexical_tokens == "words":
+            return self.normaliser.tokens(text)
+        return char_ngrams(self.normaliser.normalise(text))
 
     def _lexical_index(self) -> BM25Index:
         with self._sync_lock:
             if self._lexical is None:
                 self._lexical = BM25Index()
-                self._lexical_phrasings: dict[int, list[tuple[int, str]]] = {}
+                self._lexical_docs: dict[int, list[int]] = {}
                 self._next_doc = 1
                 for entry in self._entries.values():
                     self._lexical_add(entry)
@@ -257,26 +265,32 @@ class KnowledgeBase:
         self._lexical_remove(entry.id)
         docs = []
         for phrasing in entry.phrasings():
-            doc_id = self._next_doc
+            self._lexical.add(self._next_doc, self._lexical_tokens(phrasing))
+            docs.append(self._next_doc)
             self._next_doc += 1
-            self._lexical.add(doc_id, self.normaliser.tokens(phrasing))
-            docs.append((doc_id, phrasing))
-        self._lexical_phrasings[entry.id] = docs
+        self._lexical_docs[entry.id] = docs
 
     def _lexical_remove(self, entry_id: int) -> None:
         assert self._lexical is not None
-        for doc_id, _ in self._lexical_phrasings.pop(entry_id, []):
+        for doc_id in self._lexical_docs.pop(entry_id, []):
             self._lexical.remove(doc_id)
 
-    def _lexical_scores(self, tokens: Sequence[str]) -> dict[int, tuple[float, str]]:
+    def _lexical_scores(self, text: str, entry_ids: Sequence[int]) -> dict[int, tuple[float, str]]:
+        """Best-phrasing BM25 of each candidate entry, scaled so the best candidate has 1."""
         index = self._lexical_index()
-        scores = index.scores(tokens)
-        hits = []
-        for entry_id, docs in self._lexical_phrasings.items():
-            for doc_id, phrasing in docs:
-                if doc_id in scores:
-                    hits.append((entry_id, phrasing, scores[doc_id]))
-        return best_per_entry(hits)
+        with self._sync_lock:
+            docs = {
+                doc: (entry_id, i)
+                for entry_id in entry_ids
+                for i, doc in enumerate(self._lexical_docs.get(entry_id, []))
+            }
+        scores = index.score_docs(self._lexical_tokens(text), list(docs))
+        best = best_per_entry(
+            (entry_id, self._entries[entry_id].phrasings()[i], scores.get(doc, 0.0))
+            for doc, (entry_id, i) in docs.items()
+        )
+        top = max((score for score, _ in best.values()), default=0.0)
+        return {k: (score / top if top > 0 else 0.0, phrase) for k, (score, phrase) in best.items()}
 
     # -- search --------------------------------------------------------------
 
@@ -354,15 +368,11 @@ class KnowledgeBase:
         weight = self.settings.lexical_weight
         lexical: dict[int, tuple[float, str]] = {}
         if weight > 0 or explain:
-            lexical = {k: v for k, v in self._lexical_scores(tokens).items() if usable(k)}
-        ranked = fuse(dense, lexical if weight > 0 else {}, weight)
-        if explain and weight == 0:
-            top_lexical = max((s for s, _ in lexical.values()), default=0.0) or 1.0
-            lexical_scaled = {k: v[0] / top_lexical for k, v in lexical.items()}
-            ranked = [
-                r.__class__(r.entry_id, r.score, r.dense, lexical_scaled.get(r.entry_id, 0.0), r.phrasing)
-                for r in ranked
-            ]
+            # Lexical evidence re-scores the dense candidates only: cheap, and an entry with no
+            # semantic similarity is never promoted by shared characters alone.
+            candidates = sorted(dense, key=lambda k: -dense[k][0])[: max(_RESCORED, top_k * 2)]
+            lexical = self._lexical_scores(text, candidates)
+        ranked = fuse(dense, lexical, weight)
         t = Thresholds.from_mapping(thresholds)
         decision, _, reason = decide([r.score for r in ranked], t)
         hits = tuple(
@@ -380,17 +390,6 @@ class KnowledgeBase:
         return SearchResult(
             text, analysed.text, decision, hits, reason, self._index_version, thresholds, tokens, truncated
         )
-
-    def lexical_search(self, query: str, *, top_k: int = 10) -> list[tuple[Entry, float]]:
-        """Entries ranked by BM25 alone (the benchmark's lexical baseline), in-effect entries only."""
-        self.sync()
-        today = self._today()
-        scores = self._lexical_scores(self.normaliser.tokens(query))
-        ranked = sorted(
-            ((self._entries[k], s) for k, (s, _) in scores.items() if self._entries[k].in_effect(today)),
-            key=lambda item: (-item[1], item[0].id or 0),
-        )
-        return ranked[:top_k]
 
     def _region(self, region: Region | str | None) -> Region | None:
         if region is None or isinstance(region, Region):

@@ -1,11 +1,13 @@
-"""BM25 over jieba tokens, kept incrementally (one entry's change touches only its postings).
+"""BM25, kept incrementally (one entry's change touches only its postings).
 
-Used alone as a benchmark baseline, and fused with the dense score when
-``lexical_weight`` > 0.
+Two uses: re-scoring the dense candidates of a search (:meth:`BM25Index.score_docs`,
+over character uni- and bigrams by default) when ``lexical_weight`` > 0, and the
+BM25-alone baseline of the benchmark (:meth:`BM25Index.search`, over jieba words).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import Counter
@@ -25,7 +27,7 @@ class BM25Index:
         self.b = b
         self._postings: dict[str, dict[int, int]] = {}
         self._lengths: dict[int, int] = {}
-        self._doc_terms: dict[int, tuple[str, ...]] = {}
+        self._doc_tf: dict[int, Counter[str]] = {}
         self._total_length = 0
         self._lock = threading.Lock()
 
@@ -39,7 +41,7 @@ class BM25Index:
             for term, tf in counts.items():
                 self._postings.setdefault(term, {})[doc_id] = tf
             self._lengths[doc_id] = len(tokens)
-            self._doc_terms[doc_id] = tuple(counts)
+            self._doc_tf[doc_id] = counts
             self._total_length += len(tokens)
 
     def remove(self, doc_id: int) -> None:
@@ -51,7 +53,7 @@ class BM25Index:
         if length is None:
             return
         self._total_length -= length
-        for term in self._doc_terms.pop(doc_id):
+        for term in self._doc_tf.pop(doc_id):
             docs = self._postings[term]
             del docs[doc_id]
             if not docs:
@@ -75,6 +77,33 @@ class BM25Index:
                     out[doc_id] = out.get(doc_id, 0.0) + idf * tf * (self.k1 + 1) / norm
             return out
 
+    def score_docs(self, tokens: Sequence[str], doc_ids: Sequence[int]) -> dict[int, float]:
+        """BM25 of the given documents only: cheap re-scoring of a search's candidates."""
+        with self._lock:
+            n = len(self._lengths)
+            if n == 0:
+                return {}
+            avg = self._total_length / n or 1.0
+            idf = {}
+            for term in set(tokens):
+                df = len(self._postings.get(term, ()))
+                if df:
+                    idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            out = {}
+            for doc_id in doc_ids:
+                tf_of = self._doc_tf.get(doc_id)
+                if tf_of is None:
+                    continue
+                k = self.k1 * (1 - self.b + self.b * self._lengths[doc_id] / avg)
+                out[doc_id] = sum(w * tf_of[t] * (self.k1 + 1) / (tf_of[t] + k) for t, w in idf.items() if t in tf_of)
+            return out
+
     def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         ranked = sorted(self.scores(tokens).items(), key=lambda item: -item[1])
         return ranked[:k]
+
+
+def char_ngrams(text: str) -> list[str]:
+    """Character unigrams and bigrams: robust to jieba's segmentation of colloquial and misspelt Chinese."""
+    chars = [c for c in text if not c.isspace()]
+    return chars + [a + b for a, b in itertools.pairwise(chars)]

@@ -38,17 +38,14 @@ def fuse(
     lexical: Mapping[int, tuple[float, str]],
     weight: float,
 ) -> list[EntryScore]:
-    """Weighted sum of dense cosine and max-scaled BM25, best first (ties broken by entry id).
+    """Dense cosine plus ``weight`` x lexical score (already scaled to 0-1), best first; ties by entry id.
 
-    Entries found only lexically get a dense score of 0, so they rank only when BM25 is weighty.
+    Only entries with a dense score are ranked: lexical evidence re-scores, it never adds candidates.
     """
-    top_lexical = max((s for s, _ in lexical.values()), default=0.0)
     scored = []
-    for entry_id in set(dense) | (set(lexical) if weight > 0 else set()):
-        d, d_phrase = dense.get(entry_id, (0.0, ""))
-        raw, l_phrase = lexical.get(entry_id, (0.0, ""))
-        lex = raw / top_lexical if top_lexical > 0 else 0.0
-        scored.append(EntryScore(entry_id, d + weight * lex, d, lex, d_phrase or l_phrase))
+    for entry_id, (d, phrase) in dense.items():
+        lex = lexical.get(entry_id, (0.0, ""))[0]
+        scored.append(EntryScore(entry_id, d + weight * lex, d, lex, phrase))
     scored.sort(key=lambda s: (-s.score, s.entry_id))
     return scored
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,11 +55,9 @@ PASSAGES = [
 
 
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("HOTLINE_TEST_MODEL_DIR")
-    if given and is_built(Path(given)):
-        return Path(given)
-    return build_model(tmp_path_factory.mktemp("model") / "multilingual-e5-small", progress=False)
+def model_folder(model_dir: Path) -> Path:
+    """The session's built model (see tests/conftest.py)."""
+    return model_dir
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,14 @@ def test_fusion_with_zero_weight_is_the_dense_ranking():
     assert [r.entry_id for r in ranked] == [2, 1]
 
 
-def test_fusion_scales_bm25_by_the_best_and_can_reorder():
-    ranked = fuse({1: (0.80, "a"), 2: (0.82, "b")}, {1: (10.0, "a"), 2: (2.0, "b")}, 0.1)
+def test_fusion_adds_weighted_lexical_and_can_reorder():
+    ranked = fuse({1: (0.80, "a"), 2: (0.82, "b")}, {1: (1.0, "a"), 2: (0.2, "b")}, 0.1)
     assert [r.entry_id for r in ranked] == [1, 2]
-    assert ranked[0].lexical == pytest.approx(1.0) and ranked[1].lexical == pytest.approx(0.2)
+    assert ranked[0].score == pytest.approx(0.90) and ranked[1].score == pytest.approx(0.84)
+
+
+def test_lexical_evidence_never_adds_candidates():
+    assert [r.entry_id for r in fuse({1: (0.5, "a")}, {2: (1.0, "b")}, 0.5)] == [1]
 
 
 @pytest.mark.parametrize(
