@@ -98,7 +98,7 @@ class KnowledgeBase:
             model=self.embedder.name,
             dim=self.embedder.dim,
             kb_version=kb_version,
-            normaliser=f"{self.normaliser.version()}|embed_normalised={self.settings.embed_normalised_text}",
+            normaliser=f"{self.normaliser.version()}|embed_text={self.settings.embed_text}",
             index_type=self.settings.index_type,
             count=count,
         )
@@ -239,7 +239,10 @@ class KnowledgeBase:
         return self._index_version
 
     def _embed_text(self, text: str) -> str:
-        if self.settings.embed_normalised_text:
+        """The form of ``text`` the model reads (setting ``embed_text``)."""
+        if self.settings.embed_text == "folded":
+            return self.normaliser.fold(text) or text
+        if self.settings.embed_text == "normalised":
             return self.normaliser.normalise(text) or text
         return text
 
@@ -346,7 +349,7 @@ class KnowledgeBase:
             )
         index = self._index
         assert index is not None
-        vector = self.embedder.encode([analysed.text if self.settings.embed_normalised_text else text])
+        vector = self.embedder.encode([self._embed_text(text)])
         today = self._today()
 
         def usable(entry_id: int) -> bool:

@@ -48,9 +48,10 @@ class Settings:
         "query: ",
         "Prefix put before every text given to the model (e5 expects 'query: ' for symmetric question matching).",
     )
-    embed_normalised_text: bool = _setting(
-        True,
-        "Embed the normalised text (simplified, Mandarin, canonical terms) rather than the raw text.",
+    embed_text: str = _setting(
+        "folded",
+        "What the model embeds: 'folded' (simplified script, Mandarin for Cantonese forms, canonical terms; "
+        "punctuation and particles kept), 'normalised' (also without fillers and punctuation) or 'raw'.",
     )
     embed_threads: int = _setting(1, "CPU threads torch may use for one embedding call (1 keeps workers independent).")
     index_type: str = _setting(
@@ -82,6 +83,8 @@ class Settings:
     default_province: str = _setting("广东省", "Province assumed when a citizen names only a city or district.")
 
     def __post_init__(self) -> None:
+        if self.embed_text not in ("raw", "folded", "normalised"):
+            raise ValueError(f"embed_text must be 'raw', 'folded' or 'normalised', got {self.embed_text!r}")
         if self.lexical_tokens not in ("chars", "words"):
             raise ValueError(f"lexical_tokens must be 'chars' or 'words', got {self.lexical_tokens!r}")
         if self.index_type not in ("flat", "hnsw"):

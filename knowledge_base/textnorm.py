@@ -48,6 +48,7 @@ _PIPELINE_VERSION = "1"
 # writers use, e.g. 衞 -> 卫, which t2s leaves alone.
 _OPENCC_CONFIG = "hk2s"
 
+_FOLD_STEPS = 6
 _DEFAULT_DATA_DIR = Path(__file__).parent / "data"
 _STOP_PROVINCE = "-"
 
@@ -375,6 +376,21 @@ class TextNormaliser:
             text = step(text)
         return text
 
+    def fold(self, text: str) -> str:
+        """Width, script, Cantonese forms and synonyms unified; punctuation and particles kept.
+
+        This is what the embedding model reads: it understands punctuation and
+        particles, and dropping them changes meaning for it (能长期服用吗 asks
+        something other than 能长期服用).
+
+        Raises:
+            TypeError: ``text`` is not a str.
+        """
+        _require_str(text, "fold")
+        for _name, step in self._steps()[:_FOLD_STEPS]:
+            text = step(text)
+        return _collapse_spaces(text)
+
     def analyse(self, text: str) -> Normalised:
         """Run the whole pipeline, keeping the text after every step and the tokens.
 
@@ -442,6 +458,7 @@ class TextNormaliser:
 
     # ------------------------------------------------------------------ pipeline
 
+    # The steps up to and including "lowercase" make up :meth:`fold`.
     def _steps(self) -> tuple[tuple[str, Callable[[str], str]], ...]:
         return (
             ("clean", _clean),
