@@ -171,6 +171,7 @@ def run_retrieval(
 def _time_one_update(kb: KnowledgeBase) -> float:
     """Milliseconds from saving a new similar question on one entry until a search finds the entry by it."""
     entry = next(iter(kb.store.entries(statuses=[Status.PUBLISHED])))
+    assert entry.id is not None
     phrase = "基准测试新增的相似问法：" + entry.question
     started = time.perf_counter()
     kb.update(entry.replace(similar_questions=(*entry.similar_questions, phrase)), author="bench")

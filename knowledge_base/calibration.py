@@ -11,6 +11,8 @@ from knowledge_base.evaluation import calibrate, decision_metrics, percentile, r
 from knowledge_base.ranking import Thresholds
 from knowledge_base.settings import Settings
 
+SHOWN_MARGINS = (0.0, 0.01, 0.02, 0.03)
+
 
 def run_calibration(
     kb_file: Path,
@@ -28,9 +30,9 @@ def run_calibration(
     right = [r.scores[0] for r in results if r.gold is not None and r.keys[:1] == (r.gold,)]
     wrong = [r.scores[0] for r in results if r.scores and (r.gold is None or r.keys[:1] != (r.gold,))]
     unanswerable = [r.scores[0] for r in results if r.gold is None and r.scores]
-    # No-answer floor: below the best score of nearly every unanswerable question would hand over too
-    # much; above the weakest right answers would lose them. Take the 10th percentile of right answers.
-    clarify_floor = round(percentile(right, 10), 3) if right else settings.clarify_threshold
+    # The no-answer floor keeps 98% of right top-1 answers at least in a "您是想问" choice: a choice
+    # the citizen can decline costs little, a no-answer for an answerable question costs a handoff.
+    clarify_floor = round(percentile(right, 2) - 0.0005, 3) if right else settings.clarify_threshold
     rows, best = calibrate(
         results,
         max_wrong_rate=max_wrong_rate,
@@ -48,17 +50,26 @@ def run_calibration(
             else ""
         ),
         "",
-        "answer_threshold  margin  answers  wrong(of answers)  clarify  no_answer",
+        "answer_threshold   answers / wrong (of answers) at answer_margin "
+        + "   ".join(f"{m:<13}" for m in SHOWN_MARGINS),
     ]
-    shown = [r for r in rows if r.answer_margin in (0.0, 0.02, 0.05)][::3]
-    for r in shown:
+    by_key = {(r.answer_threshold, r.answer_margin): r for r in rows}
+    thresholds = sorted({r.answer_threshold for r in rows})
+    for threshold in thresholds[:: max(1, len(thresholds) // 20)]:
+        cells = [by_key[(threshold, m)] for m in SHOWN_MARGINS]
         lines.append(
-            f"{r.answer_threshold:16.3f}  {r.answer_margin:6.3f}  {r.answer_rate:7.1%}  "
-            f"{r.wrong_answer_rate:7.1%} ({r.wrong_answers:3d})  {r.clarify_rate:7.1%}  {r.no_answer_rate:8.1%}"
+            f"{threshold:16.3f}   " + "   ".join(f"{c.answer_rate:5.1%} / {c.wrong_answer_rate:4.1%}" for c in cells)
         )
     current = decision_metrics(results, Thresholds.from_mapping(settings.thresholds()))
+    floor_m = decision_metrics(
+        results, Thresholds(9.0, 0.0, clarify_floor, settings.clarify_window, settings.clarify_max)
+    )
+    unanswered = sum(1 for r in results if r.gold is None and (not r.scores or r.scores[0] < clarify_floor))
+    n_unanswerable = sum(1 for r in results if r.gold is None)
     lines += [
         "",
+        f"clarify_threshold {clarify_floor}: {floor_m['no_answer_rate']:.1%} of all questions get no answer; "
+        f"{unanswered} of {n_unanswerable} unanswerable questions do (the rest are offered a choice to decline)",
         f"current settings: answer {current['answer_rate']:.1%}, wrong {current['wrong_answer_rate']:.1%} of answers "
         f"({current['wrong_answers']} wrong), clarify {current['clarify_rate']:.1%}, "
         f"no answer {current['no_answer_rate']:.1%}",

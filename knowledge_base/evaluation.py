@@ -121,6 +121,9 @@ class CalibrationRow:
     no_answer_rate: float
 
 
+MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05)
+
+
 def calibrate(
     results: Sequence[Ranked],
     *,
@@ -128,13 +131,20 @@ def calibrate(
     clarify_threshold: float,
     clarify_window: float,
     clarify_max: int = 3,
+    steps: int = 40,
 ) -> tuple[list[CalibrationRow], CalibrationRow | None]:
-    """Sweep answer_threshold x answer_margin; return the table and the row that answers most
-    while keeping wrong answers at or below ``max_wrong_rate`` of all answers."""
+    """Sweep answer_threshold (over the observed range of best scores) x answer_margin.
+
+    Returns the table and the row that answers most while keeping wrong answers at or
+    below ``max_wrong_rate`` of all answers (None if no row does).
+    """
+    tops = [r.scores[0] for r in results if r.scores]
+    low = max(clarify_threshold, min(tops, default=clarify_threshold))
+    high = max(tops, default=low) + 0.001
     rows = []
-    for step in range(0, 41):
-        threshold = round(max(clarify_threshold, 0.80) + step * 0.005, 3)
-        for margin in (0.0, 0.005, 0.01, 0.02, 0.03, 0.05):
+    for step in range(steps + 1):
+        threshold = round(low + (high - low) * step / steps, 3)
+        for margin in MARGINS:
             t = Thresholds(threshold, margin, min(clarify_threshold, threshold), clarify_window, clarify_max)
             m = decision_metrics(results, t)
             rows.append(

@@ -69,13 +69,13 @@ class Settings:
         "What BM25 counts: 'chars' (character uni- and bigrams of the normalised text) or 'words' (jieba).",
     )
     answer_threshold: float = _setting(
-        0.90, "Best entry's score needed to answer directly (calibrated with `hotline calibrate`)."
+        0.952, "Best entry's score needed to answer directly (calibrated with `hotline calibrate`)."
     )
     answer_margin: float = _setting(
         0.02, "Lead over the second entry needed to answer directly; closer candidates are offered as a choice."
     )
     clarify_threshold: float = _setting(
-        0.85, "Lowest score an entry needs to be offered in a '您是想问……' choice; below it: no answer."
+        0.944, "Lowest score an entry needs to be offered in a '您是想问……' choice; below it: no answer."
     )
     clarify_window: float = _setting(0.04, "Candidates within this distance of the best one join the choice.")
     clarify_max: int = _setting(3, "Most candidates offered in one '您是想问……' choice.")
