@@ -16,10 +16,10 @@ def test_defaults_without_a_file():
 
 def test_file_then_environment_then_overrides(tmp_path):
     path = tmp_path / "config.yml"
-    path.write_text("answer_threshold: 0.93\nindex_type: hnsw\nclarify_max: 2\n")
+    path.write_text("answer_threshold: 0.96\nindex_type: hnsw\nclarify_max: 2\n")
     s = load_settings(path, environ={"HOTLINE_CLARIFY_MAX": "3", "HOTLINE_EMBED_TEXT": "raw"}, data_dir="/srv/hotline")
     assert (s.answer_threshold, s.index_type, s.clarify_max, s.embed_text, s.data_dir) == (
-        0.93,
+        0.96,
         "hnsw",
         3,
         "raw",
