@@ -421,7 +421,7 @@ def bench_scale(ctx: Context, sizes: str, queries: int, index_types: tuple[str, 
         hnsw_m=ctx.settings.hnsw_m,
         ef_search=ctx.settings.hnsw_ef_search,
         index_types=index_types,
-        log=lambda m: click.echo(m, err=not as_json),
+        log=lambda m: click.echo(m, err=True),
     )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))

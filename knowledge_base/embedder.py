@@ -85,7 +85,9 @@ class SentenceTransformerEmbedder:
         if self._model is None and config.is_file():
             return int(json.loads(config.read_text())["hidden_size"])
         self.load()
-        return int(self._model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed the method; 5.x only has the old name.
+        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        return int(getter())
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         self.load()

@@ -53,7 +53,7 @@ def test_search_explain_shows_every_step(hotline):
 
 
 def test_search_json(hotline):
-    data = json.loads(hotline("search", "公积金怎么提取", "--region", "深圳", "--json").output)
+    data = json.loads(hotline("search", "公积金怎么提取", "--region", "深圳", "--json").stdout)
     assert data["decision"] in ("answer", "clarify", "no_answer") and data["hits"]
     assert data["kb_version"] >= 1
 
@@ -70,13 +70,13 @@ def test_long_question_is_truncated_with_a_notice(hotline):
 
 
 def test_bad_import_reports_row_and_column_and_writes_nothing(hotline, tmp_path):
-    status = json.loads(hotline("index", "status").output)
+    status = json.loads(hotline("index", "status").stdout)
     bad = tmp_path / "bad.csv"
     bad.write_text("编号,标准问,答案,生效日期\nNEW-1,新问题,答案,2024-13-45\nNEW-2,,答案,\n", encoding="utf-8")
     result = hotline("import", str(bad))
     assert result.exit_code == 2
     assert "row 2, column effective_date" in result.output and "row 3, column question" in result.output
-    assert json.loads(hotline("index", "status").output)["database_kb_version"] == status["database_kb_version"]
+    assert json.loads(hotline("index", "status").stdout)["database_kb_version"] == status["database_kb_version"]
 
 
 def test_export_then_import_changes_nothing(hotline, tmp_path):
@@ -105,7 +105,7 @@ def test_import_then_search_finds_the_new_entry(hotline, tmp_path):
         encoding="utf-8",
     )
     assert hotline("import", str(new)).exit_code == 0
-    data = json.loads(hotline("search", "电瓶车上牌去哪里", "--json").output)
+    data = json.loads(hotline("search", "电瓶车上牌去哪里", "--json").stdout)
     assert data["hits"][0]["id"] == "NEW-EBIKE"
 
 
@@ -117,7 +117,7 @@ def test_config_lists_every_setting(hotline):
 
 
 def test_index_status_matches_database(hotline):
-    status = json.loads(hotline("index", "status").output)
+    status = json.loads(hotline("index", "status").stdout)
     assert status["kb_version"] == status["database_kb_version"] and status["entries_indexed"] > 150
 
 
@@ -128,7 +128,7 @@ def test_setup_is_idempotent(hotline):
 
 def test_bench_scale_small(hotline):
     result = hotline("bench", "scale", "--sizes", "2000", "--queries", "20", "--json")
-    rows = json.loads(result.output)["rows"]
+    rows = json.loads(result.stdout)["rows"]
     assert {r["index_type"] for r in rows} == {"flat", "hnsw"} and rows[1]["recall_at_10_vs_flat"] > 0.5
 
 
