@@ -291,13 +291,14 @@ def run_scale(
                 "search_ms_p50": round(percentile(latencies, 50), 3),
                 "search_ms_p95": round(percentile(latencies, 95), 3),
                 "recall_at_10_vs_flat": None if recall is None else round(recall, 4),
-                "memory_mb": round(_current_rss_mb() - rss_before, 1),
+                "index_mb": round(index.memory_bytes() / 2**20, 1),
+                "rss_growth_mb": round(_current_rss_mb() - rss_before, 1),
             }
             rows.append(row)
             log(
                 f"{size:>9,} phrasings  {index_type:5}  build {row['build_s']:7.1f}s  p50 {row['search_ms_p50']:7.2f}"
                 f" ms  p95 {row['search_ms_p95']:7.2f} ms  recall@10 {row['recall_at_10_vs_flat']}  "
-                f"+{row['memory_mb']} MB"
+                f"index {row['index_mb']} MB, process grew {row['rss_growth_mb']} MB"
             )
             del index
     return {

@@ -98,6 +98,13 @@ class PhrasingIndex:
     def tombstones(self) -> int:
         return self._tombstones
 
+    def memory_bytes(self) -> int:
+        """Size of the FAISS structures (vectors, graph, id map), as FAISS would write them."""
+        import faiss
+
+        with self._lock:
+            return int(faiss.serialize_index(self._faiss).nbytes)
+
     def entry_ids(self) -> set[int]:
         return set(self._by_entry)
 
