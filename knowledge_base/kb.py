@@ -38,7 +38,7 @@ from knowledge_base.ranking import Thresholds, best_per_entry, decide, fuse
 from knowledge_base.records import Decision, Entry, Hit, Region, Revision, SearchResult, Status
 from knowledge_base.settings import Settings
 from knowledge_base.store import ImportSummary, Store
-from knowledge_base.textnorm import TextNormaliser, truncate
+from knowledge_base.textnorm import Normalised, TextNormaliser, truncate
 
 log = logging.getLogger(__name__)
 
@@ -238,20 +238,20 @@ class KnowledgeBase:
         """The KB version this process's index reflects."""
         return self._index_version
 
-    def _embed_text(self, text: str) -> str:
-        """The form of ``text`` the model reads (setting ``embed_text``)."""
+    def _embed_text(self, text: str, analysed: Normalised | None = None) -> str:
+        """The form of ``text`` the model reads (setting ``embed_text``); reuses ``analysed`` when given."""
         if self.settings.embed_text == "folded":
-            return self.normaliser.fold(text) or text
+            return (analysed.folded if analysed else self.normaliser.fold(text)) or text
         if self.settings.embed_text == "normalised":
-            return self.normaliser.normalise(text) or text
+            return (analysed.text if analysed else self.normaliser.normalise(text)) or text
         return text
 
     # -- lexical re-scoring (built on first use) -------------------------------
 
-    def _lexical_tokens(self, text: str) -> list[str]:
+    def _lexical_tokens(self, text: str | Normalised) -> list[str]:
         if self.settings.lexical_tokens == "words":
-            return self.normaliser.tokens(text)
-        return char_ngrams(self.normaliser.normalise(text))
+            return list(text.tokens) if isinstance(text, Normalised) else self.normaliser.tokens(text)
+        return char_ngrams(text.text if isinstance(text, Normalised) else self.normaliser.normalise(text))
 
     def _lexical_index(self) -> BM25Index:
         with self._sync_lock:
@@ -278,7 +278,7 @@ class KnowledgeBase:
         for doc_id in self._lexical_docs.pop(entry_id, []):
             self._lexical.remove(doc_id)
 
-    def _lexical_scores(self, text: str, entry_ids: Sequence[int]) -> dict[int, tuple[float, str]]:
+    def _lexical_scores(self, analysed: Normalised, entry_ids: Sequence[int]) -> dict[int, tuple[float, str]]:
         """Best-phrasing BM25 of each candidate entry, scaled so the best candidate has 1."""
         index = self._lexical_index()
         with self._sync_lock:
@@ -287,7 +287,7 @@ class KnowledgeBase:
                 for entry_id in entry_ids
                 for i, doc in enumerate(self._lexical_docs.get(entry_id, []))
             }
-        scores = index.score_docs(self._lexical_tokens(text), list(docs))
+        scores = index.score_docs(self._lexical_tokens(analysed), list(docs))
         best = best_per_entry(
             (entry_id, self._entries[entry_id].phrasings()[i], scores.get(doc, 0.0))
             for doc, (entry_id, i) in docs.items()
@@ -334,7 +334,7 @@ class KnowledgeBase:
         self.sync()
         thresholds = self.settings.thresholds()
         analysed = self.normaliser.analyse(text)
-        tokens = tuple(self.normaliser.tokens(text)) if explain or self.settings.lexical_weight > 0 else ()
+        tokens = analysed.tokens if explain else ()
         if not analysed.text:
             return SearchResult(
                 text,
@@ -349,7 +349,7 @@ class KnowledgeBase:
             )
         index = self._index
         assert index is not None
-        vector = self.embedder.encode([self._embed_text(text)])
+        vector = self.embedder.encode([self._embed_text(text, analysed)])
         today = self._today()
 
         def usable(entry_id: int) -> bool:
@@ -374,7 +374,7 @@ class KnowledgeBase:
             # Lexical evidence re-scores the dense candidates only: cheap, and an entry with no
             # semantic similarity is never promoted by shared characters alone.
             candidates = sorted(dense, key=lambda k: -dense[k][0])[: max(_RESCORED, top_k * 2)]
-            lexical = self._lexical_scores(text, candidates)
+            lexical = self._lexical_scores(analysed, candidates)
         ranked = fuse(dense, lexical, weight)
         t = Thresholds.from_mapping(thresholds)
         decision, _, reason = decide([r.score for r in ranked], t)

@@ -75,11 +75,13 @@ class Normalised:
         tokens: The search tokens of ``text`` (what :meth:`TextNormaliser.tokens` returns).
         steps: ``(step name, text after the step)`` for every step of the pipeline,
             in order, for ``--explain`` output.
+        folded: What :meth:`TextNormaliser.fold` returns (the text the model reads).
     """
 
     text: str
     tokens: tuple[str, ...]
     steps: tuple[tuple[str, str], ...]
+    folded: str = ""
 
 
 def truncate(text: str, limit: int = MAX_QUERY_CHARS) -> tuple[str, bool]:
@@ -402,7 +404,8 @@ class TextNormaliser:
         for name, step in self._steps():
             text = step(text)
             steps.append((name, text))
-        return Normalised(text=text, tokens=tuple(self._search_tokens(text)), steps=tuple(steps))
+        folded = _collapse_spaces(steps[_FOLD_STEPS - 1][1])
+        return Normalised(text=text, tokens=tuple(self._search_tokens(text)), steps=tuple(steps), folded=folded)
 
     def tokens(self, text: str) -> list[str]:
         """Search tokens of ``text`` for BM25: jieba ``cut_for_search`` of the normalised text.
