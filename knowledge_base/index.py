@@ -98,6 +98,15 @@ class PhrasingIndex:
     def tombstones(self) -> int:
         return self._tombstones
 
+    def set_ef_search(self, ef_search: int) -> None:
+        """HNSW search breadth (no effect on flat indexes)."""
+        import faiss
+
+        self.ef_search = ef_search
+        if self.index_type == "hnsw":
+            hnsw: Any = faiss.downcast_index(self._faiss.index)
+            hnsw.hnsw.efSearch = ef_search
+
     def memory_bytes(self) -> int:
         """Size of the FAISS structures (vectors, graph, id map), as FAISS would write them."""
         import faiss
@@ -221,9 +230,7 @@ class PhrasingIndex:
         table = json.loads(table_bytes)
         index = cls(manifest.dim, index_type=manifest.index_type, ef_search=ef_search)
         index._faiss = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
-        if manifest.index_type == "hnsw":
-            hnsw: Any = faiss.downcast_index(index._faiss.index)
-            hnsw.hnsw.efSearch = ef_search
+        index.set_ef_search(ef_search)
         index._next_fid = table["next_fid"]
         index._tombstones = table["tombstones"]
         for fid, entry_id, text in table["phrasings"]:
