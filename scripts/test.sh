@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh
+bash scripts/setup-rasa.sh
 export HOTLINE_TEST_MODEL_DIR="$PWD/var/models/multilingual-e5-small"
 echo "==> ruff"
 .venv/bin/ruff check .

@@ -1,0 +1,48 @@
+"""What every action needs, built once per action-server worker process on first use.
+
+rasa-sdk instantiates actions without arguments and imports this package in the
+parent process before forking Sanic workers, so nothing heavy happens at import:
+the knowledge base (and torch inside it) is built by the first action that needs it,
+inside the worker. Tests inject their own with :func:`use`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("hotline.actions")
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+@dataclass
+class Runtime:
+    kb: Any  # knowledge_base.kb.KnowledgeBase
+    interactions: Any  # knowledge_base.interactions.InteractionStore
+
+
+def use(runtime: Runtime | None) -> None:
+    """Replace the process's runtime (tests), or forget it (None) so the next action rebuilds it."""
+    global _runtime
+    with _lock:
+        _runtime = runtime
+
+
+def get() -> Runtime:
+    """The process's knowledge base and interaction log, built from config.yml on first call."""
+    global _runtime
+    if _runtime is None:
+        with _lock:
+            if _runtime is None:
+                from knowledge_base.factory import open_knowledge_base
+                from knowledge_base.interactions import InteractionStore
+                from knowledge_base.settings import load_settings
+
+                settings = load_settings()
+                log.info("action worker: loading the knowledge base from %s", settings.sqlite_path)
+                _runtime = Runtime(open_knowledge_base(settings), InteractionStore(settings.sqlite_path))
+    return _runtime

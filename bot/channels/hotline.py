@@ -1,0 +1,89 @@
+"""The one-number hotline (一号对外) channel: a telephone IVR / speech gateway talks to Rasa over HTTP.
+
+POST /webhooks/hotline/webhook with header ``X-Hotline-Secret`` and JSON
+``{"call_id": "...", "text": "<speech recognition result>", "caller_id": "...", "region": "深圳市"}``
+or, after the caller pressed a key, ``{"call_id": "...", "payload": "<the option's payload>"}``.
+The reply is ``{"call_id", "speech": [sentences], "prompt", "options": [{digit, title, payload}],
+"handoff": bool, "work_order"}``: text written for speech, no links or markup.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels.common import BadRequest, message_text, parse_body, sender_id
+from channels.speech import to_speech
+
+log = logging.getLogger("hotline.channel")
+
+BUSY = {
+    "speech": ["抱歉，系统暂时繁忙，正在为您转接人工服务，请稍候。"],
+    "prompt": "",
+    "options": [],
+    "handoff": True,
+    "work_order": None,
+}
+
+
+class HotlineInput(InputChannel):
+    """Speech-gateway channel, authenticated with a shared secret."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "hotline"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> HotlineInput:
+        return cls((credentials or {}).get("secret") or "")
+
+    def __init__(self, secret: str) -> None:
+        if len(secret) < 16:
+            raise ValueError("the hotline channel needs a shared secret of at least 16 characters "
+                             "(set HOTLINE_GATEWAY_SECRET)")
+        self.secret = secret
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hotline = Blueprint("hotline_webhook", __name__)
+
+        @hotline.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hotline.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            given = request.headers.get("X-Hotline-Secret", "")
+            if not hmac.compare_digest(given.encode(), self.secret.encode()):
+                return response.json({"error": "wrong or missing X-Hotline-Secret"}, status=401)
+            try:
+                body = parse_body(request)
+                call_id = sender_id(body, "call_id")
+                message = message_text(body, "text")
+            except BadRequest as exc:
+                return response.json({"error": str(exc)}, status=400)
+            if not message:
+                return response.json({"call_id": call_id, **to_speech([{"text": "您好，请说出您要咨询的问题。"}])})
+            region = body.get("region") if isinstance(body.get("region"), str) else None
+            metadata = {"region": (region or "")[:40] or None, "caller_id": str(body.get("caller_id") or "")[:32]}
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(
+                    UserMessage(message, collector, call_id, input_channel=self.name(), metadata=metadata)
+                )
+            except Exception:
+                log.exception("hotline call %s: the dialogue failed", call_id)
+                return response.json({"call_id": call_id, **BUSY})
+            if not collector.messages:
+                # Rasa answers nothing when the action server is down: never leave a caller in silence.
+                log.error("hotline call %s: no reply from the dialogue (action server down?)", call_id)
+                return response.json({"call_id": call_id, **BUSY})
+            return response.json({"call_id": call_id, **to_speech(collector.messages)})
+
+        return hotline

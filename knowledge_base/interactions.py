@@ -1,0 +1,233 @@
+"""What happened in conversations: work orders (工单), answer feedback and the answer log.
+
+Kept in the knowledge base's database (SQLite by default), beside the entries, so
+the admin and operator pages read one source. Every bot answer is logged with the
+entry, score, KB version and thresholds that produced it, so it can be reproduced.
+
+Example:
+    >>> log = InteractionStore(":memory:")
+    >>> order = log.create_work_order(channel="web", sender_id="s1", description="噪音扰民",
+    ...                               name="张先生", phone="13812345678")
+    >>> order.number.startswith("GD")
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from knowledge_base.errors import EntryNotFound, InvalidEntry
+from knowledge_base.privacy import normalise_phone
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS work_orders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    number TEXT UNIQUE,
+    created_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    description TEXT NOT NULL,
+    transcript TEXT NOT NULL,
+    entries TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    entry_key TEXT NOT NULL,
+    kb_version INTEGER NOT NULL,
+    useful INTEGER NOT NULL,
+    comment TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS answer_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    query TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    entry_key TEXT NOT NULL,
+    score REAL,
+    kb_version INTEGER NOT NULL,
+    thresholds TEXT NOT NULL,
+    candidates TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answer_log_time ON answer_log (created_at);
+"""
+
+MAX_DESCRIPTION = 2000
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """A citizen's case handed to staff: what they need, how to reach them, what the bot tried."""
+
+    id: int
+    number: str
+    created_at: datetime
+    channel: str
+    sender_id: str
+    region: str
+    name: str
+    phone: str
+    description: str
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[str] = field(default_factory=list)
+    status: str = "open"
+
+
+class InteractionStore:
+    """Work orders, feedback and the answer log in one SQLite file (``":memory:"`` for tests)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._memory = str(path) == ":memory:"
+        if self._memory:
+            self._target = f"file:hotline-interactions-{id(self)}?mode=memory&cache=shared"
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._target = str(path)
+        self._local = threading.local()
+        self._keeper = self._connect()
+        self._keeper.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._target, uri=self._memory, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def close(self) -> None:
+        self._keeper.close()
+
+    # -- work orders -----------------------------------------------------------
+
+    def create_work_order(
+        self,
+        *,
+        channel: str,
+        sender_id: str,
+        description: str,
+        name: str = "",
+        phone: str = "",
+        region: str = "",
+        transcript: list[dict[str, Any]] | None = None,
+        entries: list[str] | None = None,
+    ) -> WorkOrder:
+        """Store a work order and give it its number (GD + date + sequence), in one transaction.
+
+        Raises:
+            InvalidEntry: empty or oversized description, or a phone that is not a phone number.
+        """
+        description = (description or "").strip()
+        if not description:
+            raise InvalidEntry("description", "a work order needs a description of the problem")
+        if len(description) > MAX_DESCRIPTION:
+            raise InvalidEntry("description", f"at most {MAX_DESCRIPTION} characters")
+        if phone and normalise_phone(phone) is None:
+            raise InvalidEntry("phone", f"{phone!r} is not a phone number")
+        now = datetime.now().replace(microsecond=0)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute(
+                "INSERT INTO work_orders (created_at, channel, sender_id, region, name, phone, description, "
+                "transcript, entries, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                (now.isoformat(), channel, sender_id, region, (name or "").strip()[:50],
+                 normalise_phone(phone) or "" if phone else "", description,
+                 json.dumps(transcript or [], ensure_ascii=False), json.dumps(entries or [], ensure_ascii=False)),
+            )
+            order_id = int(cur.lastrowid or 0)
+            number = f"GD{now:%Y%m%d}{order_id:06d}"
+            conn.execute("UPDATE work_orders SET number=? WHERE id=?", (number, order_id))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return self.work_order(number)
+
+    def work_order(self, number: str) -> WorkOrder:
+        row = self._conn.execute("SELECT * FROM work_orders WHERE number=?", (number,)).fetchone()
+        if row is None:
+            raise EntryNotFound(f"no work order {number!r}")
+        return _work_order(row)
+
+    def work_orders(self, *, status: str | None = "open", limit: int = 100) -> list[WorkOrder]:
+        if status is None:
+            rows = self._conn.execute("SELECT * FROM work_orders ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM work_orders WHERE status=? ORDER BY id DESC LIMIT ?", (status, limit)
+            )
+        return [_work_order(r) for r in rows]
+
+    # -- feedback and answer log -----------------------------------------------
+
+    def record_feedback(
+        self, *, channel: str, sender_id: str, entry_key: str, kb_version: int, useful: bool, comment: str = ""
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO feedback (created_at, channel, sender_id, entry_key, kb_version, useful, comment) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (datetime.now().isoformat(timespec="seconds"), channel, sender_id, entry_key, kb_version,
+             int(useful), comment[:500]),
+        )
+
+    def feedback(self, entry_key: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM feedback", ()
+        if entry_key is not None:
+            sql, args = sql + " WHERE entry_key=?", (entry_key,)
+        return [dict(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+
+    def log_answer(
+        self,
+        *,
+        channel: str,
+        sender_id: str,
+        query: str,
+        decision: str,
+        entry_key: str,
+        score: float | None,
+        kb_version: int,
+        thresholds: dict[str, float],
+        candidates: list[tuple[str, float]],
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO answer_log (created_at, channel, sender_id, query, decision, entry_key, score, kb_version, "
+            "thresholds, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (datetime.now().isoformat(timespec="seconds"), channel, sender_id, query[:2000], decision, entry_key,
+             score, kb_version, json.dumps(thresholds), json.dumps(candidates, ensure_ascii=False)),
+        )
+
+    def answer_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._conn.execute("SELECT * FROM answer_log ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+
+def _work_order(row: sqlite3.Row) -> WorkOrder:
+    return WorkOrder(
+        id=row["id"], number=row["number"], created_at=datetime.fromisoformat(row["created_at"]),
+        channel=row["channel"], sender_id=row["sender_id"], region=row["region"], name=row["name"],
+        phone=row["phone"], description=row["description"], transcript=json.loads(row["transcript"]),
+        entries=json.loads(row["entries"]), status=row["status"],
+    )
