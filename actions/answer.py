@@ -61,8 +61,13 @@ def _log(rt: runtime.Runtime, tracker: Tracker, query: str, result: Any) -> None
     )
     log.info(
         "answer channel=%s sender=%s decision=%s entry=%s score=%s kb_version=%d query=%r",
-        _channel(tracker), tracker.sender_id, result.decision.value, best.entry.key if best else "-",
-        f"{best.score:.3f}" if best else "-", result.kb_version, mask(query)[:80],
+        _channel(tracker),
+        tracker.sender_id,
+        result.decision.value,
+        best.entry.key if best else "-",
+        f"{best.score:.3f}" if best else "-",
+        result.kb_version,
+        mask(query)[:80],
     )
 
 
@@ -94,8 +99,8 @@ def answer(dispatcher: CollectingDispatcher, tracker: Tracker, question: str) ->
         return events + utter_entry(dispatcher, result.best.entry, result.kb_version)
     if decision == "clarify":
         offered = list(result.candidates())
-        cities = [] if region else cities_that_differ(
-            [[(r.province, r.city) for r in h.entry.regions] for h in offered]
+        cities = (
+            [] if region else cities_that_differ([[(r.province, r.city) for r in h.entry.regions] for h in offered])
         )
         if cities:
             dispatcher.utter_message(
@@ -207,8 +212,11 @@ class ActionFeedback(Action):
         try:
             rt = runtime.get()
             rt.interactions.record_feedback(
-                channel=_channel(tracker), sender_id=tracker.sender_id, entry_key=key,
-                kb_version=int(tracker.get_slot("last_kb_version") or rt.kb.kb_version), useful=useful,
+                channel=_channel(tracker),
+                sender_id=tracker.sender_id,
+                entry_key=key,
+                kb_version=int(tracker.get_slot("last_kb_version") or rt.kb.kb_version),
+                useful=useful,
             )
             log.info("feedback sender=%s entry=%s useful=%s", tracker.sender_id, key, useful)
         except Exception:

@@ -7,8 +7,29 @@ import re
 # Short questions that only make sense about the entry just discussed ("那需要带什么材料？").
 _FOLLOW_UP_START = re.compile(r"^(那|那么|还有|另外|然后|如果|要是|请问那)")
 _FOLLOW_UP_CUES = (
-    "材料", "带什么", "哪里办", "在哪办", "去哪", "在哪里", "多久", "多长时间", "几天", "费用", "收费", "多少钱",
-    "条件", "流程", "网上", "线上", "手机上", "时间", "电话", "需要什么", "要什么", "能不能", "可以吗",
+    "材料",
+    "带什么",
+    "哪里办",
+    "在哪办",
+    "去哪",
+    "在哪里",
+    "多久",
+    "多长时间",
+    "几天",
+    "费用",
+    "收费",
+    "多少钱",
+    "条件",
+    "流程",
+    "网上",
+    "线上",
+    "手机上",
+    "时间",
+    "电话",
+    "需要什么",
+    "要什么",
+    "能不能",
+    "可以吗",
 )
 FOLLOW_UP_MAX_CHARS = 20
 
@@ -22,7 +43,7 @@ def is_follow_up(text: str) -> bool:
     text = text.strip()
     if not text or len(text) > FOLLOW_UP_MAX_CHARS:
         return False
-    return bool(_FOLLOW_UP_START.match(text)) or any(cue in text for cue in _FOLLOW_UP_CUES) and len(text) <= 10
+    return bool(_FOLLOW_UP_START.match(text)) or (any(cue in text for cue in _FOLLOW_UP_CUES) and len(text) <= 10)
 
 
 def follow_up_query(previous_question: str, text: str) -> str:

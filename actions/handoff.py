@@ -14,7 +14,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import replies, runtime
+from actions import runtime
 
 log = logging.getLogger("hotline.actions")
 
@@ -109,8 +109,13 @@ class ActionCreateWorkOrder(Action):
             dispatcher.utter_message(text="抱歉，工单暂时没能登记成功。请直接拨打12345热线，由人工为您登记。")
             dispatcher.utter_message(json_message={"type": "handoff", "work_order": None})
             return reset
-        log.info("work order %s created: channel=%s sender=%s phone=%s", order.number, order.channel,
-                 tracker.sender_id, mask(order.phone) or "-")
+        log.info(
+            "work order %s created: channel=%s sender=%s phone=%s",
+            order.number,
+            order.channel,
+            tracker.sender_id,
+            mask(order.phone) or "-",
+        )
         contact = "工作人员会通过您留的电话联系您。" if order.phone else "您没有留电话，可凭工单号拨打12345查询进度。"
         dispatcher.utter_message(text=f"已为您登记工单，工单号：{order.number}。{contact}")
         dispatcher.utter_message(json_message={"type": "handoff", "work_order": order.number})

@@ -153,9 +153,17 @@ class InteractionStore:
             cur = conn.execute(
                 "INSERT INTO work_orders (created_at, channel, sender_id, region, name, phone, description, "
                 "transcript, entries, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
-                (now.isoformat(), channel, sender_id, region, (name or "").strip()[:50],
-                 normalise_phone(phone) or "" if phone else "", description,
-                 json.dumps(transcript or [], ensure_ascii=False), json.dumps(entries or [], ensure_ascii=False)),
+                (
+                    now.isoformat(),
+                    channel,
+                    sender_id,
+                    region,
+                    (name or "").strip()[:50],
+                    normalise_phone(phone) or "" if phone else "",
+                    description,
+                    json.dumps(transcript or [], ensure_ascii=False),
+                    json.dumps(entries or [], ensure_ascii=False),
+                ),
             )
             order_id = int(cur.lastrowid or 0)
             number = f"GD{now:%Y%m%d}{order_id:06d}"
@@ -189,12 +197,20 @@ class InteractionStore:
         self._conn.execute(
             "INSERT INTO feedback (created_at, channel, sender_id, entry_key, kb_version, useful, comment) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (datetime.now().isoformat(timespec="seconds"), channel, sender_id, entry_key, kb_version,
-             int(useful), comment[:500]),
+            (
+                datetime.now().isoformat(timespec="seconds"),
+                channel,
+                sender_id,
+                entry_key,
+                kb_version,
+                int(useful),
+                comment[:500],
+            ),
         )
 
     def feedback(self, entry_key: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM feedback", ()
+        sql = "SELECT * FROM feedback"
+        args: tuple[str, ...] = ()
         if entry_key is not None:
             sql, args = sql + " WHERE entry_key=?", (entry_key,)
         return [dict(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
@@ -215,8 +231,18 @@ class InteractionStore:
         self._conn.execute(
             "INSERT INTO answer_log (created_at, channel, sender_id, query, decision, entry_key, score, kb_version, "
             "thresholds, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (datetime.now().isoformat(timespec="seconds"), channel, sender_id, query[:2000], decision, entry_key,
-             score, kb_version, json.dumps(thresholds), json.dumps(candidates, ensure_ascii=False)),
+            (
+                datetime.now().isoformat(timespec="seconds"),
+                channel,
+                sender_id,
+                query[:2000],
+                decision,
+                entry_key,
+                score,
+                kb_version,
+                json.dumps(thresholds),
+                json.dumps(candidates, ensure_ascii=False),
+            ),
         )
 
     def answer_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
@@ -226,8 +252,16 @@ class InteractionStore:
 
 def _work_order(row: sqlite3.Row) -> WorkOrder:
     return WorkOrder(
-        id=row["id"], number=row["number"], created_at=datetime.fromisoformat(row["created_at"]),
-        channel=row["channel"], sender_id=row["sender_id"], region=row["region"], name=row["name"],
-        phone=row["phone"], description=row["description"], transcript=json.loads(row["transcript"]),
-        entries=json.loads(row["entries"]), status=row["status"],
+        id=row["id"],
+        number=row["number"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        channel=row["channel"],
+        sender_id=row["sender_id"],
+        region=row["region"],
+        name=row["name"],
+        phone=row["phone"],
+        description=row["description"],
+        transcript=json.loads(row["transcript"]),
+        entries=json.loads(row["entries"]),
+        status=row["status"],
     )

@@ -14,13 +14,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.common import BadRequest, message_text, parse_body, sender_id
+from channels.speech import to_speech
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-from channels.common import BadRequest, message_text, parse_body, sender_id
-from channels.speech import to_speech
 
 log = logging.getLogger("hotline.channel")
 
@@ -46,8 +45,9 @@ class HotlineInput(InputChannel):
 
     def __init__(self, secret: str) -> None:
         if len(secret) < 16:
-            raise ValueError("the hotline channel needs a shared secret of at least 16 characters "
-                             "(set HOTLINE_GATEWAY_SECRET)")
+            raise ValueError(
+                "the hotline channel needs a shared secret of at least 16 characters (set HOTLINE_GATEWAY_SECRET)"
+            )
         self.secret = secret
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:

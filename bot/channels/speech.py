@@ -65,11 +65,12 @@ def to_speech(messages: list[dict[str, Any]]) -> dict[str, Any]:
         for button in message.get("buttons") or []:
             if button.get("payload") == "/request_human":
                 continue
-            options.append({"digit": str(len(options) + 1), "title": button.get("title", ""),
-                            "payload": button.get("payload", "")})
+            options.append(
+                {"digit": str(len(options) + 1), "title": button.get("title", ""), "payload": button.get("payload", "")}
+            )
     prompts = [f"{o['title']}请按{o['digit']}" for o in options[:9]]
     prompts.append("转人工请按0")
-    options = options[:9] + [{"digit": "0", "title": "转人工", "payload": "/request_human"}]
+    options = [*options[:9], {"digit": "0", "title": "转人工", "payload": "/request_human"}]
     return {
         "speech": spoken,
         "prompt": "；".join(prompts) + "。",

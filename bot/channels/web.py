@@ -14,12 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.common import BadRequest, message_text, parse_body, sender_id
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-from channels.common import BadRequest, message_text, parse_body, sender_id
 
 log = logging.getLogger("hotline.channel")
 
@@ -59,8 +58,13 @@ class WebInput(InputChannel):
             collector = CollectingOutputChannel()
             try:
                 await on_new_message(
-                    UserMessage(message, collector, sender, input_channel=self.name(),
-                                metadata={"region": (region or "")[:40] or None})
+                    UserMessage(
+                        message,
+                        collector,
+                        sender,
+                        input_channel=self.name(),
+                        metadata={"region": (region or "")[:40] or None},
+                    )
                 )
             except Exception:
                 log.exception("web sender %s: the dialogue failed", sender)

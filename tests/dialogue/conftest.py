@@ -75,17 +75,33 @@ def stack(model_dir, tmp_path_factory, redis_client) -> Iterator[dict]:
     env["HOTLINE_ACTION_URL"] = f"http://127.0.0.1:{action_port}/webhook"
     logs = {name: data / f"{name}.log" for name in ("actions", "rasa")}
     procs = {
-        name: subprocess.Popen(["bash", str(REPO / "scripts" / "bot.sh"), name], env=env, cwd=REPO,
-                               stdout=logs[name].open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        name: subprocess.Popen(
+            ["bash", str(REPO / "scripts" / "bot.sh"), name],
+            env=env,
+            cwd=REPO,
+            stdout=logs[name].open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         for name in ("actions", "rasa")
     }
     try:
         action_url = f"http://127.0.0.1:{action_port}"
         rasa_url = f"http://127.0.0.1:{rasa_port}"
-        wait_until(lambda: requests.get(f"{action_url}/health", timeout=2).ok, 120, "action server",
-                   procs["actions"], logs["actions"])
-        wait_until(lambda: requests.get(f"{rasa_url}/status", timeout=2).json().get("model_id"), 300,
-                   "Rasa server", procs["rasa"], logs["rasa"])
+        wait_until(
+            lambda: requests.get(f"{action_url}/health", timeout=2).ok,
+            120,
+            "action server",
+            procs["actions"],
+            logs["actions"],
+        )
+        wait_until(
+            lambda: requests.get(f"{rasa_url}/status", timeout=2).json().get("model_id"),
+            300,
+            "Rasa server",
+            procs["rasa"],
+            logs["rasa"],
+        )
         yield {"rasa": rasa_url, "actions": action_url, "data": data, "logs": logs, "env": env, "procs": procs}
     finally:
         for proc in procs.values():

@@ -22,8 +22,9 @@ def new_call() -> str:
 
 
 def test_answer_is_written_for_speech(stack):
-    reply = call(stack, {"call_id": new_call(), "text": "社保卡丢了怎么补办", "caller_id": "13800000000",
-                         "region": "深圳市"})
+    reply = call(
+        stack, {"call_id": new_call(), "text": "社保卡丢了怎么补办", "caller_id": "13800000000", "region": "深圳市"}
+    )
     assert reply.status_code == 200
     data = reply.json()
     spoken = "".join(data["speech"])
@@ -56,8 +57,15 @@ def test_wrong_or_missing_secret_is_refused(stack, secret):
     assert call(stack, {"call_id": new_call(), "text": "你好"}, secret=secret).status_code == 401
 
 
-@pytest.mark.parametrize("body", [{"text": "你好"}, {"call_id": "x y", "text": "你好"}, {"call_id": "c1"},
-                                  {"call_id": "c1", "payload": "/x{\"a\":{}}"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "你好"},
+        {"call_id": "x y", "text": "你好"},
+        {"call_id": "c1"},
+        {"call_id": "c1", "payload": '/x{"a":{}}'},
+    ],
+)
 def test_bad_requests_get_400(stack, body):
     reply = call(stack, body)
     assert reply.status_code == 400 and reply.json()["error"]

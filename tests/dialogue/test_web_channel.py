@@ -52,7 +52,7 @@ def answered(c: Chat, question: str) -> dict:
     """Ask, and pick the first offered question if the bot asks "您是想问"; return the answer's source."""
     reply = c.say(question)
     if not customs(reply):
-        choice = [b for b in buttons(reply) if b["payload"].startswith("/choose_entry")][0]
+        choice = next(b for b in buttons(reply) if b["payload"].startswith("/choose_entry"))
         reply = c.say(payload=choice["payload"])
     return customs(reply)[0]
 
@@ -101,7 +101,7 @@ def test_handoff_with_phone_creates_a_work_order_and_masks_the_phone_in_logs(sta
     c.say("我家小区门口的路灯坏了一个月没人修")
     c.say("我叫张伟")
     reply = c.say("13812345678")
-    handoff = [m for m in customs(reply) if m["type"] == "handoff"][0]
+    handoff = next(m for m in customs(reply) if m["type"] == "handoff")
     order = interactions(stack).work_order(handoff["work_order"])
     assert order.phone == "13812345678" and order.name == "张伟" and "路灯" in order.description
     assert order.transcript and order.channel == "web"
@@ -115,7 +115,7 @@ def test_handoff_without_phone(stack):
     c.say("想咨询一下我家老人的高龄津贴为什么停发了")
     c.say("不方便")
     reply = c.say("不方便留")
-    handoff = [m for m in customs(reply) if m["type"] == "handoff"][0]
+    handoff = next(m for m in customs(reply) if m["type"] == "handoff")
     assert interactions(stack).work_order(handoff["work_order"]).phone == ""
 
 
@@ -149,8 +149,12 @@ def test_malformed_requests_get_a_400_with_a_reason(stack, body, status):
 
 
 def test_wrong_json_gets_a_400(stack):
-    reply = requests.post(f"{stack['rasa']}/webhooks/web/webhook", data="{not json",
-                          headers={"Content-Type": "application/json"}, timeout=30)
+    reply = requests.post(
+        f"{stack['rasa']}/webhooks/web/webhook",
+        data="{not json",
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert reply.status_code == 400
 
 

@@ -59,17 +59,27 @@ def test_speakable(text, spoken):
 
 
 def test_long_sentences_are_split_for_the_caller():
-    text = "持本人身份证、户口簿到户籍所在地派出所办理，也可以通过粤省事预约，办理时需要现场拍照并采集指纹，一般十个工作日出证。"
+    text = (
+        "持本人身份证、户口簿到户籍所在地派出所办理，也可以通过粤省事预约，"
+        "办理时需要现场拍照并采集指纹，一般十个工作日出证。"
+    )
     parts = sentences(text)
     assert len(parts) > 1 and "".join(parts) == text and all(len(p) <= 40 for p in parts[:-1])
 
 
 def test_to_speech_turns_buttons_into_keypad_prompts_and_flags_handoff():
-    out = to_speech([
-        {"text": "您是想问：", "buttons": [{"title": "甲", "payload": "/choose_entry{\"entry_key\": \"A\"}"},
-                                       {"title": "转人工", "payload": "/request_human"}]},
-        {"custom": {"type": "handoff", "work_order": "GD1"}},
-    ])
+    out = to_speech(
+        [
+            {
+                "text": "您是想问：",
+                "buttons": [
+                    {"title": "甲", "payload": '/choose_entry{"entry_key": "A"}'},
+                    {"title": "转人工", "payload": "/request_human"},
+                ],
+            },
+            {"custom": {"type": "handoff", "work_order": "GD1"}},
+        ]
+    )
     assert out["prompt"] == "甲请按1；转人工请按0。"
     assert [o["digit"] for o in out["options"]] == ["1", "0"] and out["handoff"] and out["work_order"] == "GD1"
 
@@ -89,8 +99,14 @@ def test_mask(text, masked):
 
 @pytest.mark.parametrize(
     ("text", "phone"),
-    [("138 1234 5678", "13812345678"), ("+8613812345678", "13812345678"), ("020-12345678", "020-12345678"),
-     ("12345", None), ("不方便", None), ("", None)],
+    [
+        ("138 1234 5678", "13812345678"),
+        ("+8613812345678", "13812345678"),
+        ("020-12345678", "020-12345678"),
+        ("12345", None),
+        ("不方便", None),
+        ("", None),
+    ],
 )
 def test_normalise_phone(text, phone):
     assert normalise_phone(text) == phone
