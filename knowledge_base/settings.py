@@ -58,7 +58,7 @@ class Settings:
         "flat", "FAISS index: 'flat' (exact inner product, default) or 'hnsw' (approximate, for very large KBs)."
     )
     hnsw_m: int = _setting(32, "HNSW graph degree (index_type hnsw only).")
-    hnsw_ef_search: int = _setting(128, "HNSW search breadth: higher is more exact and slower (index_type hnsw only).")
+    hnsw_ef_search: int = _setting(256, "HNSW search breadth: higher is more exact and slower (index_type hnsw only).")
     lexical_weight: float = _setting(
         0.03,
         "Weight of the BM25 score (scaled to 0-1 among the dense candidates) added to the dense cosine; "
