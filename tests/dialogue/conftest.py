@@ -69,25 +69,31 @@ def stack(model_dir, tmp_path_factory, redis_client) -> Iterator[dict]:
     }
     # The knowledge base and its index are made before the servers start, as `hotline setup` does.
     subprocess.run([str(REPO / ".venv" / "bin" / "hotline"), "setup"], env=env, check=True, capture_output=True)
-    action_port, rasa_port = free_port(), free_port()
+    action_port, rasa_port, rasa2_port = free_port(), free_port(), free_port()
     env["HOTLINE_ACTION_PORT"] = str(action_port)
     env["HOTLINE_RASA_PORT"] = str(rasa_port)
     env["HOTLINE_ACTION_URL"] = f"http://127.0.0.1:{action_port}/webhook"
-    logs = {name: data / f"{name}.log" for name in ("actions", "rasa")}
+    # A second Rasa worker on the same Redis: conversations must continue across workers.
+    commands = {
+        "actions": ("actions", env),
+        "rasa": ("rasa", env),
+        "rasa2": ("rasa", {**env, "HOTLINE_RASA_PORT": str(rasa2_port)}),
+    }
+    logs = {name: data / f"{name}.log" for name in commands}
     procs = {
         name: subprocess.Popen(
-            ["bash", str(REPO / "scripts" / "bot.sh"), name],
-            env=env,
+            ["bash", str(REPO / "scripts" / "bot.sh"), command],
+            env=proc_env,
             cwd=REPO,
             stdout=logs[name].open("w"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        for name in ("actions", "rasa")
+        for name, (command, proc_env) in commands.items()
     }
     try:
         action_url = f"http://127.0.0.1:{action_port}"
-        rasa_url = f"http://127.0.0.1:{rasa_port}"
+        rasa_url, rasa2_url = f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{rasa2_port}"
         wait_until(
             lambda: requests.get(f"{action_url}/health", timeout=2).ok,
             120,
@@ -95,14 +101,23 @@ def stack(model_dir, tmp_path_factory, redis_client) -> Iterator[dict]:
             procs["actions"],
             logs["actions"],
         )
-        wait_until(
-            lambda: requests.get(f"{rasa_url}/status", timeout=2).json().get("model_id"),
-            300,
-            "Rasa server",
-            procs["rasa"],
-            logs["rasa"],
-        )
-        yield {"rasa": rasa_url, "actions": action_url, "data": data, "logs": logs, "env": env, "procs": procs}
+        for url, name in ((rasa_url, "rasa"), (rasa2_url, "rasa2")):
+            wait_until(
+                lambda url=url: requests.get(f"{url}/status", timeout=2).json().get("model_id"),
+                300,
+                f"Rasa server {name}",
+                procs[name],
+                logs[name],
+            )
+        yield {
+            "rasa": rasa_url,
+            "rasa2": rasa2_url,
+            "actions": action_url,
+            "data": data,
+            "logs": logs,
+            "env": env,
+            "procs": procs,
+        }
     finally:
         for proc in procs.values():
             if proc.poll() is None:

@@ -66,6 +66,16 @@ def test_follow_up_is_answered_in_context(stack):
     assert "港澳" in sources[0]["question"] or sources[0]["entry_key"] == first["entry_key"]
 
 
+def test_a_conversation_continues_on_another_rasa_worker(stack):
+    first = chat(stack)
+    topic = answered(first, "港澳通行证到期了怎么续签")
+    second = Chat(stack["rasa2"], first.sender)  # same citizen, next message lands on the other worker
+    follow = second.say("那需要带什么材料？")
+    sources = customs(follow)
+    assert sources, texts(follow)
+    assert "港澳" in sources[0]["question"] or sources[0]["entry_key"] == topic["entry_key"]
+
+
 def test_region_from_metadata_picks_the_city_entry(stack):
     reply = chat(stack, region="深圳市").say("租房提取公积金怎么办理")
     assert customs(reply)[0]["entry_key"] == "GD-GJJ-002"
