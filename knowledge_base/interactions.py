@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry
 from knowledge_base.privacy import normalise_phone
+from knowledge_base.sqlite import Connections
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS work_orders (
@@ -91,34 +91,15 @@ class InteractionStore:
     """Work orders, feedback and the answer log in one SQLite file (``":memory:"`` for tests)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._memory = str(path) == ":memory:"
-        if self._memory:
-            self._target = f"file:hotline-interactions-{id(self)}?mode=memory&cache=shared"
-        else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._target = str(path)
-        self._local = threading.local()
-        self._keeper = self._connect()
-        self._keeper.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._target, uri=self._memory, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        conn.row_factory = sqlite3.Row
-        if not self._memory:
-            conn.execute("PRAGMA journal_mode=WAL")
-        return conn
+        self.path = str(path)
+        self._db = Connections(path, _SCHEMA)
 
     @property
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
+        return self._db.conn
 
     def close(self) -> None:
-        self._keeper.close()
+        self._db.close()
 
     # -- work orders -----------------------------------------------------------
 

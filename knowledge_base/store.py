@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Protocol
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
 from knowledge_base.records import Entry, Revision, Status
+from knowledge_base.sqlite import Connections
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,42 +101,15 @@ class SQLiteStore:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self._memory = str(path) == ":memory:"
-        if self._memory:
-            # A shared-cache URI, so every thread of this store sees the same in-memory database.
-            self._target = f"file:hotline-mem-{id(self)}?mode=memory&cache=shared"
-        else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._target = str(Path(path))
         self.path = str(path)
-        self._local = threading.local()
-        self._keeper = self._connect()  # keeps an in-memory database alive; owns schema creation
-        self._keeper.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._target, uri=self._memory, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        conn.row_factory = sqlite3.Row
-        if not self._memory:
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+        self._db = Connections(path, _SCHEMA)
 
     @property
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
+        return self._db.conn
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-        self._keeper.close()
+        self._db.close()
 
     @contextmanager
     def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
