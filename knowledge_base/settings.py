@@ -5,9 +5,9 @@ no other module reads the environment. Every setting carries its help text,
 and ``tests/unit/test_settings.py`` fails when the README leaves one out.
 
 Example:
-    >>> s = load_settings(path=None, environ={"HOTLINE_ANSWER_THRESHOLD": "0.9"})
+    >>> s = load_settings(path=None, environ={"HOTLINE_ANSWER_THRESHOLD": "0.96"})
     >>> s.answer_threshold
-    0.9
+    0.96
 """
 
 from __future__ import annotations
