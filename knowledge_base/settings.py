@@ -80,6 +80,7 @@ class Settings:
     clarify_window: float = _setting(0.04, "Candidates within this distance of the best one join the choice.")
     clarify_max: int = _setting(3, "Most candidates offered in one '您是想问……' choice.")
     max_query_chars: int = _setting(1000, "Longer questions are cut to this length (with a notice) before search.")
+    rasa_url: str = _setting("http://127.0.0.1:5005", "Where the web app reaches Rasa (its web channel).")
     default_province: str = _setting("广东省", "Province assumed when a citizen names only a city or district.")
 
     def __post_init__(self) -> None:

@@ -1,0 +1,88 @@
+"""The citizens' chat: the embeddable widget, its page, a demo site, and the relay to Rasa's web channel.
+
+The browser talks only to this app (same origin, strict CSP); the app relays to Rasa.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Protocol
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+log = logging.getLogger("hotline.web")
+
+chat = Blueprint("chat", __name__)
+
+MAX_MESSAGE = 2000
+_SENDER = re.compile(r"^[\w.:-]{1,128}$")
+_PAYLOAD = re.compile(r"^/[a-z_]{1,40}(\{[^{}]{0,300}\})?$")
+BUSY: list[dict[str, Any]] = [
+    {"text": "抱歉，系统暂时繁忙，没能回答您的问题。您可以稍后再试，或拨打12345由人工为您服务。"},
+    {"custom": {"type": "handoff", "work_order": None}},
+]
+
+
+class Relay(Protocol):
+    def send(self, body: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
+class RasaRelay:
+    """Forwards a message to Rasa's web channel and returns the bot's messages."""
+
+    def __init__(self, rasa_url: str, timeout: float = 30) -> None:
+        self.url = rasa_url.rstrip("/") + "/webhooks/web/webhook"
+        self.timeout = timeout
+
+    def send(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        import requests
+
+        reply = requests.post(self.url, json=body, timeout=self.timeout)
+        reply.raise_for_status()
+        messages = reply.json().get("messages")
+        if not isinstance(messages, list):
+            raise ValueError("the dialogue answered without messages")
+        return messages
+
+
+@chat.get("/chat")
+def chat_page() -> str:
+    """The chat itself: opened in the widget's frame, or directly (the iframe fallback)."""
+    return render_template("chat.html")
+
+
+@chat.get("/demo")
+def demo_page() -> str:
+    """A mock government website with the widget embedded by one script tag."""
+    return render_template("demo.html")
+
+
+@chat.post("/api/chat")
+def relay_message() -> Any:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error="the body must be a JSON object"), 400
+    sender = body.get("sender")
+    if not isinstance(sender, str) or not _SENDER.match(sender):
+        return jsonify(error="sender is required: 1-128 letters, digits, '.', ':', '-' or '_'"), 400
+    forward: dict[str, Any] = {"sender": sender}
+    payload, message = body.get("payload"), body.get("message")
+    if payload is not None:
+        if not isinstance(payload, str) or not _PAYLOAD.match(payload):
+            return jsonify(error="payload must be one of the offered buttons' payloads"), 400
+        forward["payload"] = payload
+    elif isinstance(message, str):
+        forward["message"] = " ".join(message.split())[:MAX_MESSAGE]
+    else:
+        return jsonify(error="message (string) or payload is required"), 400
+    region = body.get("region")
+    if isinstance(region, str) and region.strip():
+        forward["metadata"] = {"region": region.strip()[:40]}
+    relay: Relay = current_app.config["HOTLINE_RELAY"]
+    try:
+        messages = relay.send(forward)
+    except Exception as exc:  # the citizen gets a polite reply whatever broke behind us
+        log.error("chat relay failed for sender %s: %s", sender, exc)
+        messages = BUSY
+    return jsonify(sender=sender, messages=messages)
