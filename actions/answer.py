@@ -72,8 +72,9 @@ def _log(rt: runtime.Runtime, tracker: Tracker, query: str, result: Any) -> None
 
 
 def utter_entry(dispatcher: CollectingDispatcher, entry: Any, kb_version: int) -> list[EventType]:
-    """Say the answer with its source, offer feedback, and remember the entry for follow-ups."""
-    dispatcher.utter_message(text=replies.answer_text(entry), buttons=replies.feedback_buttons())
+    """Say the answer, then its source as structured data (each channel renders it its own way),
+    offer feedback, and remember the entry for follow-ups."""
+    dispatcher.utter_message(text=entry.answer, buttons=replies.feedback_buttons())
     dispatcher.utter_message(json_message=replies.source_of(entry))
     return [
         SlotSet("last_entry_key", entry.key),

@@ -41,14 +41,3 @@ def source_of(entry: Any) -> dict[str, Any]:
         "effective_date": entry.effective_date.isoformat() if entry.effective_date else "",
         "regions": [str(r) for r in entry.regions],
     }
-
-
-def answer_text(entry: Any) -> str:
-    """The answer followed by a one-line source, for channels that show text only."""
-    parts = [p for p in (entry.policy.title, entry.policy.number) if p]
-    source = f"（承办单位：{entry.department or '未注明'}"
-    if parts:
-        source += f"；依据：{' '.join(parts)}"
-    if entry.effective_date:
-        source += f"；自{entry.effective_date:%Y年%-m月%-d日}起施行"
-    return f"{entry.answer}\n{source}）"

@@ -45,6 +45,19 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+def spoken_source(source: dict[str, Any]) -> str:
+    """The answer's source as one sentence for the caller."""
+    parts = []
+    if source.get("department"):
+        parts.append(f"承办单位是{source['department']}")
+    policy = " ".join(p for p in (source.get("policy_title"), source.get("policy_number")) if p)
+    if policy:
+        parts.append(f"依据{policy}")
+    if source.get("effective_date"):
+        parts.append(f"自{source['effective_date']}起施行")
+    return "以上答复，" + "，".join(parts) + "。" if parts else ""
+
+
 def to_speech(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Collected Rasa messages -> what the gateway speaks, the keypad options and the handoff flag.
 
@@ -60,6 +73,8 @@ def to_speech(messages: list[dict[str, Any]]) -> dict[str, Any]:
         if custom.get("type") == "handoff":
             handoff = True
             work_order = custom.get("work_order")
+        if custom.get("type") == "source" and spoken_source(custom):
+            spoken.extend(sentences(speakable(spoken_source(custom))))
         if message.get("text"):
             spoken.extend(sentences(speakable(message["text"])))
         for button in message.get("buttons") or []:

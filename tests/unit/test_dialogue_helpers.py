@@ -84,6 +84,25 @@ def test_to_speech_turns_buttons_into_keypad_prompts_and_flags_handoff():
     assert [o["digit"] for o in out["options"]] == ["1", "0"] and out["handoff"] and out["work_order"] == "GD1"
 
 
+def test_the_source_is_read_out_after_the_answer():
+    out = to_speech(
+        [
+            {"text": "持身份证到窗口办理。"},
+            {
+                "custom": {
+                    "type": "source",
+                    "department": "市公安局",
+                    "policy_title": "《居住证暂行条例》",
+                    "policy_number": "国务院令第663号",
+                    "effective_date": "2016-01-01",
+                }
+            },
+        ]
+    )
+    assert out["speech"][0] == "持身份证到窗口办理。"
+    assert "承办单位是市公安局" in "".join(out["speech"]) and "2016年1月1日" in "".join(out["speech"])
+
+
 @pytest.mark.parametrize(
     ("text", "masked"),
     [
