@@ -278,7 +278,9 @@ class KnowledgeBase:
         for doc_id in self._lexical_docs.pop(entry_id, []):
             self._lexical.remove(doc_id)
 
-    def _lexical_scores(self, analysed: Normalised, entry_ids: Sequence[int]) -> dict[int, tuple[float, str]]:
+    def _lexical_scores(
+        self, analysed: Normalised, entry_ids: Sequence[int], entries: dict[int, Entry]
+    ) -> dict[int, tuple[float, str]]:
         """Best-phrasing BM25 of each candidate entry, scaled so the best candidate has 1."""
         index = self._lexical_index()
         with self._sync_lock:
@@ -289,8 +291,9 @@ class KnowledgeBase:
             }
         scores = index.score_docs(self._lexical_tokens(analysed), list(docs))
         best = best_per_entry(
-            (entry_id, self._entries[entry_id].phrasings()[i], scores.get(doc, 0.0))
+            (entry_id, entries[entry_id].phrasings()[i], scores.get(doc, 0.0))
             for doc, (entry_id, i) in docs.items()
+            if entry_id in entries and i < len(entries[entry_id].phrasings())
         )
         top = max((score for score, _ in best.values()), default=0.0)
         return {k: (score / top if top > 0 else 0.0, phrase) for k, (score, phrase) in best.items()}
@@ -352,14 +355,21 @@ class KnowledgeBase:
         vector = self.embedder.encode([self._embed_text(text, analysed)])
         today = self._today()
 
+        # Entries as this search saw them: a concurrent sync may drop one from self._entries meanwhile.
+        seen: dict[int, Entry] = {}
+
         def usable(entry_id: int) -> bool:
-            entry = self._entries.get(entry_id)
-            return (
+            entry = seen.get(entry_id) or self._entries.get(entry_id)
+            ok = (
                 entry is not None
                 and entry.in_effect(today)
                 and entry.applies_to(where)
                 and (not department or department in entry.department)
             )
+            if ok:
+                assert entry is not None
+                seen[entry_id] = entry
+            return ok
 
         fetch = max(_MIN_FETCH, top_k * 10)
         while True:
@@ -374,13 +384,13 @@ class KnowledgeBase:
             # Lexical evidence re-scores the dense candidates only: cheap, and an entry with no
             # semantic similarity is never promoted by shared characters alone.
             candidates = sorted(dense, key=lambda k: -dense[k][0])[: max(_RESCORED, top_k * 2)]
-            lexical = self._lexical_scores(analysed, candidates)
+            lexical = self._lexical_scores(analysed, candidates, seen)
         ranked = fuse(dense, lexical, weight)
         t = Thresholds.from_mapping(thresholds)
         decision, _, reason = decide([r.score for r in ranked], t)
         hits = tuple(
             Hit(
-                entry=self._entries[r.entry_id],
+                entry=seen[r.entry_id],
                 score=r.score,
                 dense=r.dense,
                 lexical=r.lexical,

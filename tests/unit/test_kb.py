@@ -135,3 +135,33 @@ def test_rollback_goes_through_the_index(fake_kb):
     first_revision = fake_kb.revisions(entry.id)[0]
     fake_kb.rollback(entry.id, first_revision.id, expected_version=changed.version, author="ed")
     assert keys(fake_kb.search("怎么查询社保缴费记录"))[0] == "T-SB-1"
+
+
+def test_searches_during_edits_never_fail(fake_kb):
+    import threading
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def search_loop() -> None:
+        while not stop.is_set():
+            try:
+                fake_kb.search("公积金怎么提取", explain=True)
+                fake_kb.search("社保缴费记录查询")
+            except BaseException as exc:  # any error here would reach a citizen
+                errors.append(exc)
+                return
+
+    searchers = [threading.Thread(target=search_loop) for _ in range(3)]
+    for t in searchers:
+        t.start()
+    try:
+        for i in range(30):
+            entry = fake_kb.store.get_by_key("T-GJJ-SZ")
+            status = "archived" if i % 2 == 0 else "published"
+            fake_kb.update(entry.replace(status=status, similar_questions=(f"深圳公积金提取第{i}问",)), author="ed")
+    finally:
+        stop.set()
+        for t in searchers:
+            t.join()
+    assert errors == []
