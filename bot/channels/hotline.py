@@ -10,18 +10,16 @@ The reply is ``{"call_id", "speech": [sentences], "prompt", "options": [{digit, 
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.common import BadRequest, message_text, parse_body, sender_id
+from channels.dialogue import converse
 from channels.speech import to_speech
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-log = logging.getLogger("hotline.channel")
 
 BUSY = {
     "speech": ["抱歉，系统暂时繁忙，正在为您转接人工服务，请稍候。"],
@@ -72,18 +70,9 @@ class HotlineInput(InputChannel):
                 return response.json({"call_id": call_id, **to_speech([{"text": "您好，请说出您要咨询的问题。"}])})
             region = body.get("region") if isinstance(body.get("region"), str) else None
             metadata = {"region": (region or "")[:40] or None, "caller_id": str(body.get("caller_id") or "")[:32]}
-            collector = CollectingOutputChannel()
-            try:
-                await on_new_message(
-                    UserMessage(message, collector, call_id, input_channel=self.name(), metadata=metadata)
-                )
-            except Exception:
-                log.exception("hotline call %s: the dialogue failed", call_id)
+            messages = await converse(on_new_message, message, call_id, self.name(), metadata)
+            if messages is None:
                 return response.json({"call_id": call_id, **BUSY})
-            if not collector.messages:
-                # Rasa answers nothing when the action server is down: never leave a caller in silence.
-                log.error("hotline call %s: no reply from the dialogue (action server down?)", call_id)
-                return response.json({"call_id": call_id, **BUSY})
-            return response.json({"call_id": call_id, **to_speech(collector.messages)})
+            return response.json({"call_id": call_id, **to_speech(messages)})
 
         return hotline

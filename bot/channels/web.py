@@ -10,17 +10,15 @@ Rasa 3.6's socket.io channel does not deliver bot messages with the python-socke
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.common import BadRequest, message_text, parse_body, sender_id
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from channels.dialogue import converse
+from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-log = logging.getLogger("hotline.channel")
 
 PLEASE_ASK = {"text": "您好，请输入您要咨询的问题。"}
 BUSY = [
@@ -55,26 +53,12 @@ class WebInput(InputChannel):
                 return response.json({"sender": sender, "messages": [PLEASE_ASK]})
             metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
             region = metadata.get("region") if isinstance(metadata.get("region"), str) else None
-            collector = CollectingOutputChannel()
-            try:
-                await on_new_message(
-                    UserMessage(
-                        message,
-                        collector,
-                        sender,
-                        input_channel=self.name(),
-                        metadata={"region": (region or "")[:40] or None},
-                    )
-                )
-            except Exception:
-                log.exception("web sender %s: the dialogue failed", sender)
+            found = await converse(
+                on_new_message, message, sender, self.name(), {"region": (region or "")[:40] or None}
+            )
+            if found is None:
                 return response.json({"sender": sender, "messages": BUSY})
-            if not collector.messages:
-                log.error("web sender %s: no reply from the dialogue (action server down?)", sender)
-                return response.json({"sender": sender, "messages": BUSY})
-            messages = [
-                {k: v for k, v in m.items() if k in ("text", "buttons", "custom", "image")} for m in collector.messages
-            ]
+            messages = [{k: v for k, v in m.items() if k in ("text", "buttons", "custom", "image")} for m in found]
             return response.json({"sender": sender, "messages": messages})
 
         return web
