@@ -37,11 +37,12 @@ def _region(tracker: Tracker) -> str | None:
 
 
 def _search(rt: runtime.Runtime, query: str, region: str | None) -> Any:
+    kb = rt.fresh_kb()
     try:
-        return rt.kb.search(query, region=region)
+        return kb.search(query, region=region)
     except ValueError:
         # An unknown region must not cost the citizen an answer: search everywhere.
-        return rt.kb.search(query)
+        return kb.search(query)
 
 
 def _log(rt: runtime.Runtime, tracker: Tracker, query: str, result: Any) -> None:
@@ -161,6 +162,19 @@ class ActionChooseEntry(Action):
                 dispatcher.utter_message(text=replies.NOT_A_CANDIDATE)
                 return []
             log.info("choice channel=%s sender=%s entry=%s", _channel(tracker), tracker.sender_id, key)
+            # Logged so the curation queue can tell a resolved "您是想问" from one nobody answered.
+            await asyncio.to_thread(
+                rt.interactions.log_answer,
+                channel=_channel(tracker),
+                sender_id=tracker.sender_id,
+                query=entry.question,
+                decision="chosen",
+                entry_key=key,
+                score=None,
+                kb_version=rt.kb.kb_version,
+                thresholds={},
+                candidates=[],
+            )
             return utter_entry(dispatcher, entry, rt.kb.kb_version)
         except Exception:
             log.exception("action_choose_entry failed for sender %s", tracker.sender_id)

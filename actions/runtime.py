@@ -23,6 +23,14 @@ _runtime: Runtime | None = None
 class Runtime:
     kb: Any  # knowledge_base.kb.KnowledgeBase
     interactions: Any  # knowledge_base.interactions.InteractionStore
+    dictionaries: Any = None  # knowledge_base.dictionaries.DictionaryWatcher (None: tables never change)
+    listener: Any = None  # knowledge_base.events.ChangeListener while Redis is configured
+
+    def fresh_kb(self) -> Any:
+        """The knowledge base with staff-edited dictionaries applied (checked every few seconds)."""
+        if self.dictionaries is not None:
+            self.dictionaries.refresh()
+        return self.kb
 
 
 def use(runtime: Runtime | None) -> None:
@@ -38,11 +46,18 @@ def get() -> Runtime:
     if _runtime is None:
         with _lock:
             if _runtime is None:
-                from knowledge_base.factory import open_knowledge_base
-                from knowledge_base.interactions import InteractionStore
+                from knowledge_base import factory
+                from knowledge_base.dictionaries import DictionaryStore, DictionaryWatcher
                 from knowledge_base.settings import load_settings
 
                 settings = load_settings()
-                log.info("action worker: loading the knowledge base from %s", settings.sqlite_path)
-                _runtime = Runtime(open_knowledge_base(settings), InteractionStore(settings.sqlite_path))
+                log.info("action worker: loading the knowledge base from %s", factory.database_url(settings))
+                db = factory.open_database(settings)
+                kb = factory.open_knowledge_base(settings, db=db)
+                _runtime = Runtime(
+                    kb,
+                    factory.open_interactions(settings, db),
+                    DictionaryWatcher(kb, DictionaryStore(db)),
+                    factory.start_listener(settings, kb),
+                )
     return _runtime

@@ -138,6 +138,54 @@ def export_cmd(ctx: Context, file: Path, fmt: str | None, status: tuple[str, ...
     click.echo(f"exported {count} entries to {file}")
 
 
+@main.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def backup_cmd(ctx: Context, file: Path) -> None:
+    """Write the whole database (every table) to FILE, a portable .tar.gz; writers may go on meanwhile."""
+    from knowledge_base.backup import backup_database
+    from knowledge_base.errors import KnowledgeBaseError
+    from knowledge_base.factory import open_database
+
+    try:
+        summary = backup_database(open_database(ctx.settings), file, progress=True)
+    except KnowledgeBaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"backed up {summary.rows} rows of {len(summary.tables)} tables ({summary.dialect}, "
+        f"KB version {summary.kb_version}) to {file}"
+    )
+
+
+@main.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Overwrite a database that holds data: every table is emptied first.")
+@pass_ctx
+def restore_cmd(ctx: Context, file: Path, replace: bool) -> None:
+    """Load a backup FILE (from SQLite or PostgreSQL) into the configured database, all or nothing."""
+    from knowledge_base.backup import restore_database
+    from knowledge_base.errors import BackupRejected
+    from knowledge_base.factory import open_database, open_interactions, open_store
+
+    db = open_database(ctx.settings)
+    # The stores create their tables exactly as they define them; the backup only fills them.
+    open_store(ctx.settings, db)
+    open_interactions(ctx.settings, db)
+    try:
+        summary = restore_database(db, file, replace=replace, progress=True)
+    except BackupRejected as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"restored {summary.rows} rows of {len(summary.tables)} tables from {file} "
+        f"({summary.source_dialect} backup of {summary.backup_created_at}); KB version {summary.kb_version}"
+    )
+    if summary.emptied:
+        click.echo(f"emptied (not in the backup): {', '.join(summary.emptied)}")
+    # Workers compare KB versions only, and the restored history need not match what their index holds.
+    click.echo("now rebuild the index on every host: hotline index rebuild")
+
+
 # -- search ------------------------------------------------------------------
 
 
@@ -301,11 +349,53 @@ def index_status(ctx: Context) -> None:
 
 
 @main.command("config")
+@click.option("--get", "get_name", metavar="NAME", help="Print only this setting's effective value (for scripts).")
 @pass_ctx
-def config_cmd(ctx: Context) -> None:
+def config_cmd(ctx: Context, get_name: str | None) -> None:
     """Show every setting, its current value and what it does."""
-    for name, text in setting_help().items():
+    helps = setting_help()
+    if get_name is not None:
+        if get_name not in helps:
+            raise click.BadParameter(f"unknown setting {get_name!r}; known: {', '.join(helps)}", param_hint="--get")
+        click.echo(getattr(ctx.settings, get_name))
+        return
+    for name, text in helps.items():
         click.echo(f"{name} = {getattr(ctx.settings, name)!r}\n    {text}")
+
+
+@main.command()
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The hotline-qa checkout (holds .venv, .venv-rasa and bot/).",
+)
+@click.option("--no-load", is_flag=True, help="Do not load the embedding model (saves a few seconds).")
+@pass_ctx
+def doctor(ctx: Context, root: Path, no_load: bool) -> None:
+    """Check environments, model, index, database, Rasa model, Redis and ports; say how to fix each problem.
+
+    Exits 1 when any check fails.
+    """
+    import os
+
+    from knowledge_base.doctor import Level, run_checks
+
+    checks = run_checks(ctx.settings, root=root.resolve(), environ=os.environ, load_model=not no_load)
+    colour = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "red"}
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        status = click.style(f"{check.level.value.upper():4}", fg=colour[check.level], bold=check.level is Level.FAIL)
+        click.echo(f"{status}  {check.name:{width}}  {check.detail}")
+        if check.fix:
+            click.echo(f"      {'':{width}}  fix: {check.fix}")
+    failed = [c.name for c in checks if c.level is Level.FAIL]
+    warned = sum(c.level is Level.WARN for c in checks)
+    if failed:
+        click.echo(f"\n{len(failed)} check(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+    click.echo(f"\nall {len(checks)} checks passed" + (f" ({warned} warning(s))" if warned else ""))
 
 
 # -- measurement ---------------------------------------------------------------
@@ -425,3 +515,116 @@ def bench_scale(ctx: Context, sizes: str, queries: int, index_types: tuple[str, 
     )
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
+
+
+# -- staff accounts and the web app ---------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Staff accounts of the operator console and the admin (roles: operator, editor, reviewer, admin)."""
+
+
+def _accounts(ctx: Context) -> Any:
+    from knowledge_base.accounts import AccountStore
+    from knowledge_base.factory import open_database
+
+    return AccountStore(open_database(ctx.settings))
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["operator", "editor", "reviewer", "admin"]), required=True)
+@click.option("--name", "display_name", default="", help="Name shown in the pages and the audit log.")
+@click.option(
+    "--password",
+    envvar="HOTLINE_NEW_PASSWORD",
+    default="",
+    help="At least 10 characters; empty: a random one is made and printed once.",
+)
+@pass_ctx
+def user_add(ctx: Context, username: str, role: str, display_name: str, password: str) -> None:
+    """Create a staff account."""
+    import secrets
+
+    from knowledge_base.accounts import AccountError
+
+    made = not password
+    password = password or secrets.token_urlsafe(12)
+    try:
+        _accounts(ctx).create_user(username, password, role, display_name=display_name, actor="cli")
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {role} {username}" + (f" with password {password}" if made else ""))
+
+
+@user.command("list")
+@pass_ctx
+def user_list(ctx: Context) -> None:
+    """List staff accounts."""
+    for account in _accounts(ctx).users():
+        state = "disabled" if account.disabled else "active"
+        click.echo(f"{account.username}\t{account.role}\t{state}\t{account.display_name}")
+
+
+@user.command("password")
+@click.argument("username")
+@click.option("--password", envvar="HOTLINE_NEW_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True)
+@pass_ctx
+def user_password(ctx: Context, username: str, password: str) -> None:
+    """Set a new password (also unlocks a locked account)."""
+    from knowledge_base.accounts import AccountError
+
+    try:
+        _accounts(ctx).set_password(username, password, actor="cli")
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"password of {username} changed")
+
+
+@user.command("ensure-admin")
+@click.option("--credentials-file", type=click.Path(path_type=Path), default=None, help="Where to note them (0600).")
+@pass_ctx
+def user_ensure_admin(ctx: Context, credentials_file: Path | None) -> None:
+    """Create the first administrator when there is no account yet, and print its password once."""
+    import os
+    import secrets
+
+    accounts = _accounts(ctx)
+    if accounts.count():
+        click.echo("staff accounts exist already; no administrator created")
+        return
+    password = secrets.token_urlsafe(12)
+    accounts.create_user("admin", password, "admin", display_name="管理员", actor="setup")
+    line = f"admin / {password}"
+    if credentials_file is not None:
+        credentials_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(line + "\n")
+    click.echo(f"created the first administrator: {line}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Default: the web_host setting.")
+@click.option("--port", default=None, type=int, help="Default: the web_port setting.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+@pass_ctx
+def web(ctx: Context, host: str | None, port: int | None, threads: int) -> None:
+    """Serve the chat widget, the operator console and the admin (waitress, one process)."""
+    from waitress import serve
+
+    from knowledge_base import factory
+    from web_widget import create_app
+
+    settings = ctx.settings
+    db = factory.open_database(settings)
+    kb = _open_kb(ctx, progress=False)  # warm before serving: the first operator search must not wait for it
+    listener = factory.start_listener(settings, kb)
+    app = create_app(settings, kb=kb, db=db, redis=factory.open_redis(settings))
+    host, port = host or settings.web_host, port or settings.web_port
+    click.echo(f"web app on http://{host}:{port}/ (demo /demo, operator console /operator, admin /admin)", err=True)
+    try:
+        serve(app, host=host, port=port, threads=threads, ident="hotline-qa")
+    finally:
+        listener.stop()

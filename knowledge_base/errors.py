@@ -24,9 +24,10 @@ class StaleVersion(KnowledgeBaseError):
     Someone else saved the entry in between; reload it and apply the change again.
     """
 
-    def __init__(self, entry_id: int, expected: int, actual: int) -> None:
+    def __init__(self, entry_id: int, expected: int, actual: int, message: str = "") -> None:
         super().__init__(
-            f"entry {entry_id} was changed by someone else: you edited version "
+            message
+            or f"entry {entry_id} was changed by someone else: you edited version "
             f"{expected}, the stored version is {actual}; reload it and apply your change again"
         )
         self.entry_id = entry_id
@@ -93,3 +94,14 @@ class IndexMismatch(KnowledgeBaseError):
 
 class ModelNotBuilt(KnowledgeBaseError):
     """The embedding model folder is missing; run ``hotline model build``."""
+
+
+class DatabaseError(KnowledgeBaseError):
+    """The database cannot be used: the server is unreachable, the handle was closed, or every connection is busy."""
+
+
+class BackupRejected(KnowledgeBaseError):
+    """A backup archive cannot be restored: damaged, tampered with, of another format, or the target is not ready.
+
+    Nothing was written to the target database.
+    """

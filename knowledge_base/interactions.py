@@ -1,6 +1,6 @@
 """What happened in conversations: work orders (工单), answer feedback and the answer log.
 
-Kept in the knowledge base's database (SQLite by default), beside the entries, so
+Kept in the knowledge base's database (SQLite or PostgreSQL), beside the entries, so
 the admin and operator pages read one source. Every bot answer is logged with the
 entry, score, KB version and thresholds that produced it, so it can be reproduced.
 
@@ -15,15 +15,14 @@ Example:
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from knowledge_base.database import Database, open_database
 from knowledge_base.errors import EntryNotFound, InvalidEntry
 from knowledge_base.privacy import normalise_phone
-from knowledge_base.sqlite import Connections
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS work_orders (
@@ -88,18 +87,24 @@ class WorkOrder:
 
 
 class InteractionStore:
-    """Work orders, feedback and the answer log in one SQLite file (``":memory:"`` for tests)."""
+    """Work orders, feedback and the answer log, in the knowledge base's database.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db = Connections(path, _SCHEMA)
+    Args:
+        database: an open database (shared; the caller closes it), or a URL or path for
+            :func:`~knowledge_base.database.open_database` (owned and closed by this store):
+            a SQLite file, ``":memory:"`` for tests, or ``postgresql://...``.
+    """
 
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        return self._db.conn
+    def __init__(self, database: Database | str | Path) -> None:
+        self._owns_db = not isinstance(database, Database)
+        self.db = open_database(database) if not isinstance(database, Database) else database
+        self.path = self.db.url
+        self.db.ensure_schema(_SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        """Close the database if this store opened it."""
+        if self._owns_db:
+            self.db.close()
 
     # -- work orders -----------------------------------------------------------
 
@@ -128,10 +133,9 @@ class InteractionStore:
         if phone and normalise_phone(phone) is None:
             raise InvalidEntry("phone", f"{phone!r} is not a phone number")
         now = datetime.now().replace(microsecond=0)
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            cur = conn.execute(
+        # The number derives from the id, so the row is written twice; one transaction hides the gap.
+        with self.db.transaction():
+            order_id = self.db.insert(
                 "INSERT INTO work_orders (created_at, channel, sender_id, region, name, phone, description, "
                 "transcript, entries, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
                 (
@@ -146,28 +150,21 @@ class InteractionStore:
                     json.dumps(entries or [], ensure_ascii=False),
                 ),
             )
-            order_id = int(cur.lastrowid or 0)
             number = f"GD{now:%Y%m%d}{order_id:06d}"
-            conn.execute("UPDATE work_orders SET number=? WHERE id=?", (number, order_id))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            self.db.execute("UPDATE work_orders SET number=? WHERE id=?", (number, order_id))
         return self.work_order(number)
 
     def work_order(self, number: str) -> WorkOrder:
-        row = self._conn.execute("SELECT * FROM work_orders WHERE number=?", (number,)).fetchone()
+        row = self.db.query_one("SELECT * FROM work_orders WHERE number=?", (number,))
         if row is None:
             raise EntryNotFound(f"no work order {number!r}")
         return _work_order(row)
 
     def work_orders(self, *, status: str | None = "open", limit: int = 100) -> list[WorkOrder]:
         if status is None:
-            rows = self._conn.execute("SELECT * FROM work_orders ORDER BY id DESC LIMIT ?", (limit,))
+            rows = self.db.query("SELECT * FROM work_orders ORDER BY id DESC LIMIT ?", (limit,))
         else:
-            rows = self._conn.execute(
-                "SELECT * FROM work_orders WHERE status=? ORDER BY id DESC LIMIT ?", (status, limit)
-            )
+            rows = self.db.query("SELECT * FROM work_orders WHERE status=? ORDER BY id DESC LIMIT ?", (status, limit))
         return [_work_order(r) for r in rows]
 
     # -- feedback and answer log -----------------------------------------------
@@ -175,7 +172,7 @@ class InteractionStore:
     def record_feedback(
         self, *, channel: str, sender_id: str, entry_key: str, kb_version: int, useful: bool, comment: str = ""
     ) -> None:
-        self._conn.execute(
+        self.db.execute(
             "INSERT INTO feedback (created_at, channel, sender_id, entry_key, kb_version, useful, comment) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -194,7 +191,7 @@ class InteractionStore:
         args: tuple[str, ...] = ()
         if entry_key is not None:
             sql, args = sql + " WHERE entry_key=?", (entry_key,)
-        return [dict(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+        return self.db.query(sql + " ORDER BY id", args)
 
     def log_answer(
         self,
@@ -209,7 +206,7 @@ class InteractionStore:
         thresholds: dict[str, float],
         candidates: list[tuple[str, float]],
     ) -> None:
-        self._conn.execute(
+        self.db.execute(
             "INSERT INTO answer_log (created_at, channel, sender_id, query, decision, entry_key, score, kb_version, "
             "thresholds, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -227,11 +224,10 @@ class InteractionStore:
         )
 
     def answer_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self._conn.execute("SELECT * FROM answer_log ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(r) for r in rows]
+        return self.db.query("SELECT * FROM answer_log ORDER BY id DESC LIMIT ?", (limit,))
 
 
-def _work_order(row: sqlite3.Row) -> WorkOrder:
+def _work_order(row: dict[str, Any]) -> WorkOrder:
     return WorkOrder(
         id=row["id"],
         number=row["number"],

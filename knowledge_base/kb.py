@@ -5,9 +5,10 @@ searches the phrasing index, keeps each entry's best phrasing, filters by status
 dates, region and department, and decides: answer, clarify or no answer.
 
 Edit path: every write goes to the store (the source of truth, which bumps the
-KB version), then :meth:`KnowledgeBase.sync` brings this process's index up to
-that version by re-embedding only the entries that changed. Other processes call
-``sync`` on every search, so they catch up too.
+KB version), the notifier announces the new version (:mod:`knowledge_base.events`),
+then :meth:`KnowledgeBase.sync` brings this process's index up to that version by
+re-embedding only the entries that changed. Other processes sync when the
+announcement reaches them and on every search, so they catch up too.
 
 Example:
     >>> from knowledge_base.embedder import FakeEmbedder
@@ -30,8 +31,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from knowledge_base.cache import CachedResult, ResultCache, result_key, scope_of
 from knowledge_base.embedder import Embedder
 from knowledge_base.errors import IndexMismatch
+from knowledge_base.events import Notifier, NullNotifier
 from knowledge_base.index import Manifest, PhrasingIndex
 from knowledge_base.lexical import BM25Index, char_ngrams
 from knowledge_base.ranking import Thresholds, best_per_entry, decide, fuse
@@ -44,6 +47,29 @@ log = logging.getLogger(__name__)
 
 _MIN_FETCH = 50
 _RESCORED = 20
+
+
+def index_manifest(
+    embedder: Embedder, normaliser: TextNormaliser, settings: Settings, kb_version: int, count: int = 0
+) -> Manifest:
+    """The manifest an index built from these parts carries (``hotline doctor`` compares it with the saved one)."""
+    return Manifest(
+        model=embedder.name,
+        dim=embedder.dim,
+        kb_version=kb_version,
+        normaliser=f"{normaliser.version()}|embed_text={settings.embed_text}",
+        index_type=settings.index_type,
+        count=count,
+    )
+
+
+def manifest_differences(saved: Manifest, running: Manifest) -> list[str]:
+    """Why an index saved with ``saved`` cannot serve a process that would build ``running`` (empty: it can)."""
+    return [
+        f"{name}: saved {getattr(saved, name)!r}, running {getattr(running, name)!r}"
+        for name in ("model", "dim", "normaliser", "index_type")
+        if getattr(saved, name) != getattr(running, name)
+    ]
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,8 @@ class KnowledgeBase:
         settings: thresholds, index type and paths (defaults when None).
         index_dir: where the FAISS index is persisted (None: kept in memory only).
         today: clock for "in effect today" (injectable for tests).
+        notifier: told the new KB version after every committed write (default: nobody).
+        cache: keeps search results per KB version (default: none); explained searches bypass it.
     """
 
     def __init__(
@@ -78,6 +106,8 @@ class KnowledgeBase:
         settings: Settings | None = None,
         index_dir: Path | None = None,
         today: Callable[[], date] = date.today,
+        notifier: Notifier | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -90,18 +120,14 @@ class KnowledgeBase:
         self._index_version = -1
         self._lexical: BM25Index | None = None
         self._sync_lock = threading.RLock()
+        self.notifier: Notifier = notifier or NullNotifier()
+        self.cache = cache
+        self._cache_scope = ""
 
     # -- set-up --------------------------------------------------------------
 
     def _manifest(self, kb_version: int, count: int = 0) -> Manifest:
-        return Manifest(
-            model=self.embedder.name,
-            dim=self.embedder.dim,
-            kb_version=kb_version,
-            normaliser=f"{self.normaliser.version()}|embed_text={self.settings.embed_text}",
-            index_type=self.settings.index_type,
-            count=count,
-        )
+        return index_manifest(self.embedder, self.normaliser, self.settings, kb_version, count)
 
     def warm_up(self, *, progress: bool = False) -> SyncReport:
         """Load the persisted index (or build it), then catch up with the store. Idempotent."""
@@ -134,12 +160,7 @@ class KnowledgeBase:
             if (self.index_dir / "manifest.json").exists():
                 log.warning("saved index not usable, rebuilding: %s", exc)
             return None
-        wanted = self._manifest(manifest.kb_version, manifest.count)
-        mismatched = [
-            f"{name}: saved {getattr(manifest, name)!r}, running {getattr(wanted, name)!r}"
-            for name in ("model", "dim", "normaliser", "index_type")
-            if getattr(manifest, name) != getattr(wanted, name)
-        ]
+        mismatched = manifest_differences(manifest, self._manifest(manifest.kb_version, manifest.count))
         if manifest.kb_version > self.store.kb_version():
             mismatched.append(f"kb_version: saved {manifest.kb_version} is newer than the database's")
         if mismatched:
@@ -352,8 +373,22 @@ class KnowledgeBase:
             )
         index = self._index
         assert index is not None
-        vector = self.embedder.encode([self._embed_text(text, analysed)])
         today = self._today()
+        key, key_version = None, self._index_version
+        if self.cache is not None and not explain:
+            key = self._cache_key(text, analysed, where, department, top_k, truncated, today)
+            cached = self.cache.get(key)
+            if cached is not None:
+                found = cached.rebuild(
+                    query=text,
+                    normalised=analysed.text,
+                    entries=self._entries,
+                    thresholds=thresholds,
+                    truncated=truncated,
+                )
+                if found is not None:
+                    return found
+        vector = self.embedder.encode([self._embed_text(text, analysed)])
 
         # Entries as this search saw them: a concurrent sync may drop one from self._entries meanwhile.
         seen: dict[int, Entry] = {}
@@ -400,8 +435,43 @@ class KnowledgeBase:
         )
         if truncated:
             reason += f"; the question was cut to {self.settings.max_query_chars} characters"
-        return SearchResult(
+        result = SearchResult(
             text, analysed.text, decision, hits, reason, self._index_version, thresholds, tokens, truncated
+        )
+        # Stored only when no concurrent sync moved the index while this search ran.
+        if key is not None and self.cache is not None and result.kb_version == key_version:
+            self.cache.put(key, CachedResult.of(result))
+        return result
+
+    def _cache_key(
+        self,
+        text: str,
+        analysed: Normalised,
+        where: Region | None,
+        department: str | None,
+        top_k: int,
+        truncated: bool,
+        today: date,
+    ) -> str:
+        if not self._cache_scope:
+            ranking = {
+                **self.settings.thresholds(),
+                "embed_text": self.settings.embed_text,
+                "lexical_tokens": self.settings.lexical_tokens,
+                "index_type": self.settings.index_type,
+                "hnsw_ef_search": self.settings.hnsw_ef_search,
+            }
+            self._cache_scope = scope_of(self.embedder.name, self.normaliser.version(), ranking)
+        return result_key(
+            scope=self._cache_scope,
+            kb_version=self._index_version,
+            today=today,
+            embed_text=self._embed_text(text, analysed),
+            lexical_text=analysed.text,
+            region=repr(where) if where else "",
+            department=department or "",
+            top_k=top_k,
+            truncated=truncated,
         )
 
     def _region(self, region: Region | str | None) -> Region | None:
@@ -419,13 +489,22 @@ class KnowledgeBase:
 
     # -- curation (write, then catch up) --------------------------------------
 
+    def _committed(self) -> None:
+        """Announce the store's new KB version; the write stands whatever happens here."""
+        try:
+            self.notifier.published(self.store.kb_version())
+        except Exception:
+            log.exception("committed, but the change could not be announced; other workers catch up on search")
+
     def add(self, entry: Entry, *, author: str) -> Entry:
         stored = self.store.add(entry, author=author)
+        self._committed()
         self.sync()
         return stored
 
     def update(self, entry: Entry, *, author: str) -> Entry:
         stored = self.store.update(entry, author=author)
+        self._committed()
         self.sync()
         return stored
 
@@ -435,15 +514,18 @@ class KnowledgeBase:
 
     def delete(self, entry_id: int, *, expected_version: int, author: str) -> None:
         self.store.delete(entry_id, expected_version=expected_version, author=author)
+        self._committed()
         self.sync()
 
     def rollback(self, entry_id: int, revision_id: int, *, expected_version: int, author: str) -> Entry:
         stored = self.store.rollback(entry_id, revision_id, expected_version=expected_version, author=author)
+        self._committed()
         self.sync()
         return stored
 
     def import_entries(self, entries: Sequence[Entry], *, author: str) -> ImportSummary:
         summary = self.store.import_entries(entries, author=author)
+        self._committed()
         self.sync()
         self.save_index()
         return summary
@@ -453,6 +535,26 @@ class KnowledgeBase:
 
     def get(self, entry_id: int) -> Entry:
         return self.store.get(entry_id)
+
+    def use_normaliser(self, normaliser: TextNormaliser) -> SyncReport:
+        """Switch to a normaliser built from edited tables: every phrasing is embedded again with it.
+
+        Searches wait for the new index (seconds for a city's knowledge base); then it is saved.
+        """
+        with self._sync_lock:
+            self.normaliser = normaliser
+            self._lexical = None
+            report = self.rebuild()
+            self.save_index()
+            return report
+
+    def today(self) -> date:
+        """The date "in effect" is judged by (injectable for tests)."""
+        return self._today()
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """Unit vectors of ``texts`` exactly as the index embeds phrasings (for quality checks and clustering)."""
+        return self.embedder.encode([self._embed_text(t) for t in texts])
 
     def stats(self) -> dict[str, Any]:
         index = self._index

@@ -37,7 +37,11 @@ class Settings:
         "var", "Folder for the database, the built model and the index (relative to the working directory)."
     )
     database_url: str = _setting(
-        "", "Knowledge-base database. Empty: SQLite file kb.sqlite3 in data_dir. Or sqlite:///path/to/file.sqlite3."
+        "",
+        "Knowledge-base database (entries, revisions, work orders, logs, accounts). Empty: SQLite file "
+        "kb.sqlite3 in data_dir. Or sqlite:///path/to/file.sqlite3 (sqlite:////absolute/path), or "
+        "postgresql://user:password@host:5432/dbname for several hosts sharing one database "
+        "(set it through HOTLINE_DATABASE_URL when it holds a password).",
     )
     model_dir: str = _setting(
         "",
@@ -82,6 +86,28 @@ class Settings:
     max_query_chars: int = _setting(1000, "Longer questions are cut to this length (with a notice) before search.")
     rasa_url: str = _setting("http://127.0.0.1:5005", "Where the web app reaches Rasa (its web channel).")
     default_province: str = _setting("广东省", "Province assumed when a citizen names only a city or district.")
+    redis_url: str = _setting(
+        "",
+        "Redis shared by every worker, e.g. redis://127.0.0.1:6379/0 (redis://:password@host:port/db). "
+        "Empty: no Redis; each process caches searches in memory and sees edits at its next search. "
+        "Set: edits are announced to every worker at once, search results are cached in Redis, and "
+        "`scripts/bot.sh rasa` keeps Rasa's conversations there.",
+    )
+    redis_prefix: str = _setting(
+        "hotline:", "Prefix of every Redis key and channel of hotline-qa (several deployments can share one Redis)."
+    )
+    web_host: str = _setting("127.0.0.1", "Address the web app (widget, operator console, admin) listens on.")
+    web_port: int = _setting(8000, "Port of the web app.")
+    secret_key: str = _setting(
+        "",
+        "Signs staff sessions. Empty: a random key kept in data_dir/secret_key (created on first start); "
+        "set the same value on every web worker of a multi-host deployment (through HOTLINE_SECRET_KEY, "
+        "never in a committed file).",
+    )
+    session_minutes: int = _setting(30, "A staff session ends after this many minutes without activity.")
+    rate_limit_per_minute: int = _setting(
+        30, "Chat messages and public searches one client (IP address) may send per minute; 0 turns the limit off."
+    )
 
     def __post_init__(self) -> None:
         if self.embed_text not in ("raw", "folded", "normalised"):
@@ -103,6 +129,17 @@ class Settings:
             raise ValueError(f"clarify_max must be 1-5, got {self.clarify_max}")
         if not 0 <= self.lexical_weight <= 1:
             raise ValueError(f"lexical_weight must be between 0 and 1, got {self.lexical_weight}")
+        if not 1 <= self.web_port <= 65535 or self.session_minutes < 1 or self.rate_limit_per_minute < 0:
+            raise ValueError("web_port 1-65535, session_minutes >= 1 and rate_limit_per_minute >= 0 required")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"redis_url must be empty or start with redis://, rediss:// or unix://, got {self.redis_url!r}"
+            )
+        if self.database_url and not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError(
+                "database_url must be empty, sqlite:///PATH or postgresql://user@host:port/dbname, got one "
+                f"starting {self.database_url.split('//')[0]!r}"  # the rest may hold a password
+            )
         if self.embed_threads < 1 or self.hnsw_m < 4 or self.hnsw_ef_search < 1 or self.max_query_chars < 10:
             raise ValueError("embed_threads >= 1, hnsw_m >= 4, hnsw_ef_search >= 1 and max_query_chars >= 10 required")
 
@@ -123,10 +160,13 @@ class Settings:
 
     @property
     def sqlite_path(self) -> Path:
+        """The SQLite file; a PostgreSQL ``database_url`` has none (open it with ``factory.open_database``)."""
         if not self.database_url:
             return self.data_path / "kb.sqlite3"
         if not self.database_url.startswith("sqlite:///"):
-            raise ValueError(f"database_url {self.database_url!r}: only sqlite:///PATH is supported so far")
+            raise ValueError(
+                "database_url is not a SQLite file; open the database with knowledge_base.factory.open_database"
+            )
         return Path(self.database_url.removeprefix("sqlite:///")).expanduser()
 
     def thresholds(self) -> dict[str, float]:

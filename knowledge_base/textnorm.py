@@ -49,7 +49,7 @@ _PIPELINE_VERSION = "1"
 _OPENCC_CONFIG = "hk2s"
 
 _FOLD_STEPS = 6
-_DEFAULT_DATA_DIR = Path(__file__).parent / "data"
+DEFAULT_DATA_DIR = Path(__file__).parent / "data"
 _STOP_PROVINCE = "-"
 
 _log = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ class TextNormaliser:
         """
         import opencc
 
-        folder = Path(data_dir) if data_dir is not None else _DEFAULT_DATA_DIR
+        folder = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
         tables = {name: _read_table(folder / name) for name in TABLE_FILES}
         converter = opencc.OpenCC(_OPENCC_CONFIG)
 

@@ -2,9 +2,44 @@
 # The Rasa side of hotline-qa.
 #   scripts/bot.sh train     train bot/models/hotline.tar.gz (skipped by Rasa when nothing changed)
 #   scripts/bot.sh actions   run the action server (Python 3.11 venv) on HOTLINE_ACTION_PORT (5055)
-#   scripts/bot.sh rasa      run Rasa with the REST and hotline channels on HOTLINE_RASA_PORT (5005)
+#   scripts/bot.sh rasa      run Rasa with the REST and hotline channels on HOTLINE_RASA_PORT (5005);
+#                            with a redis_url (HOTLINE_REDIS_URL or config.yml) its tracker and lock store
+#                            live in that Redis (bot/endpoints-redis.yml)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+
+# Rasa's Redis tracker and lock store take host, port, db and password separately: split the deployment's
+# redis_url into HOTLINE_REDIS_HOST/PORT/DB/PASSWORD for bot/endpoints-redis.yml. Returns 1 without Redis.
+# HOTLINE_REDIS_HOST (with PORT and DB), the older way to ask for Redis, still wins when set.
+# Called as an `if` condition, where `set -e` does not apply: failures exit explicitly.
+redis_for_rasa() {
+    if [ -n "${HOTLINE_REDIS_HOST:-}" ]; then
+        export HOTLINE_REDIS_PORT="${HOTLINE_REDIS_PORT:-6379}" HOTLINE_REDIS_DB="${HOTLINE_REDIS_DB:-0}"
+        export HOTLINE_REDIS_PASSWORD="${HOTLINE_REDIS_PASSWORD:-}"
+        return 0
+    fi
+    local url="" parts
+    if [ -n "${HOTLINE_REDIS_URL+set}" ]; then
+        url="$HOTLINE_REDIS_URL"
+    elif [ -x "$root/.venv/bin/hotline" ]; then
+        # The effective setting: config.yml (or HOTLINE_CONFIG) as the knowledge base reads it.
+        url="$(cd "$root" && "$root/.venv/bin/hotline" config --get redis_url)" || exit 2
+    fi
+    [ -n "$url" ] || return 1
+    parts="$("$root/.venv-rasa/bin/python" - "$url" <<'PY'
+import sys
+from urllib.parse import unquote, urlsplit
+
+url = urlsplit(sys.argv[1])
+db = url.path.strip("/") or "0"
+if url.scheme != "redis" or not url.hostname or not db.isdigit():
+    sys.exit(f"redis_url {sys.argv[1]!r}: Rasa's tracker store needs redis://[:password@]host[:port][/db]")
+print(url.hostname, url.port or 6379, db, unquote(url.password or ""), sep="\n")
+PY
+)" || exit 2
+    { read -r HOTLINE_REDIS_HOST; read -r HOTLINE_REDIS_PORT; read -r HOTLINE_REDIS_DB; read -r HOTLINE_REDIS_PASSWORD || true; } <<< "$parts"
+    export HOTLINE_REDIS_HOST HOTLINE_REDIS_PORT HOTLINE_REDIS_DB HOTLINE_REDIS_PASSWORD
+}
 export HOTLINE_ACTION_URL="${HOTLINE_ACTION_URL:-http://127.0.0.1:${HOTLINE_ACTION_PORT:-5055}/webhook}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1 RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3
 
@@ -26,9 +61,13 @@ case "${1:-}" in
     fi
     export HOTLINE_GATEWAY_SECRET
     endpoints=endpoints.yml
-    [ -n "${HOTLINE_REDIS_HOST:-}" ] && endpoints=endpoints-redis.yml
+    if redis_for_rasa; then
+        endpoints=endpoints-redis.yml
+        echo "Rasa conversations and locks in Redis $HOTLINE_REDIS_HOST:$HOTLINE_REDIS_PORT db $HOTLINE_REDIS_DB"
+    fi
     cd "$root/bot"
-    PYTHONPATH="$root/bot" exec "$root/.venv-rasa/bin/rasa" run --enable-api --cors "*" \
+    # bot/ for our channels (imported as channels.*); the root for the stdlib-only knowledge_base.speech they use.
+    PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/rasa" run --enable-api --cors "*" \
         --port "${HOTLINE_RASA_PORT:-5005}" --model models/hotline.tar.gz \
         --credentials credentials.yml --endpoints "$endpoints"
     ;;

@@ -107,3 +107,23 @@ def real_embedder(model_dir: Path):
     embedder = SentenceTransformerEmbedder(model_dir)
     embedder.load()
     return embedder
+
+
+REDIS_TEST_URLS = ("redis://127.0.0.1:6379/15", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture
+def redis():
+    """A real Redis client on the empty test database 15 (database 14 too is flushed), before and after.
+
+    Tests needing a second, independent database use ``REDIS_TEST_URLS[1]``.
+    """
+    import redis as redis_lib
+
+    clients = [redis_lib.Redis.from_url(url) for url in REDIS_TEST_URLS]
+    for client in clients:
+        client.flushdb()
+    yield clients[0]
+    for client in clients:
+        client.flushdb()
+        client.close()

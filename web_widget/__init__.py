@@ -1,4 +1,4 @@
-"""Flask application of hotline-qa: the citizens' chat widget (operator console and admin come next).
+"""Flask application of hotline-qa: the citizens' chat widget, the operator console and the admin.
 
 Example:
     >>> app = create_app()
@@ -8,42 +8,89 @@ Example:
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from knowledge_base.settings import Settings, load_settings
 
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
-def create_app(settings: Settings | None = None, *, kb: Any = None, relay: Any = None) -> Flask:
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    kb: Any = None,
+    relay: Any = None,
+    db: Any = None,
+    redis: Any = None,
+) -> Flask:
     """Build the web application.
 
     Args:
         settings: the deployment's settings (read from config.yml and the environment when None).
-        kb: a knowledge base for the pages that search it directly (unused by the widget).
+        kb: the knowledge base the operator console and the admin use (built from settings on first use when None).
         relay: what forwards a citizen's message to the dialogue (tests pass a fake); by default
             :class:`web_widget.chat.RasaRelay` on ``settings.rasa_url``.
+        db: the database of accounts, drafts and interactions (the knowledge base's own when None).
+        redis: a Redis client for shared rate limits (from ``redis_url`` when None).
     """
+    from web_widget.admin import admin
+    from web_widget.auth import auth, current_user
     from web_widget.chat import RasaRelay, chat
+    from web_widget.operator import operator
+    from web_widget.security import RateLimiter, check_csrf, csrf_token, secret_key
+    from web_widget.services import Services
 
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.config["HOTLINE_SETTINGS"] = settings
-    app.config["HOTLINE_KB"] = kb
-    app.config["HOTLINE_RELAY"] = relay or RasaRelay(settings.rasa_url)
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.register_blueprint(chat)
+    hotline = Services(settings, kb=kb, db=db, redis=redis)
+    app.extensions["hotline"] = hotline
+    app.config.update(
+        HOTLINE_SETTINGS=settings,
+        HOTLINE_RELAY=relay or RasaRelay(settings.rasa_url),
+        HOTLINE_LIMITER=RateLimiter(
+            settings.rate_limit_per_minute, redis=hotline.redis, prefix=getattr(settings, "redis_prefix", "hotline:")
+        ),
+        SECRET_KEY=secret_key(settings),
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="hotline_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
+    )
+    app.before_request(check_csrf)
+    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)
+    for blueprint in (chat, auth, operator, admin):
+        app.register_blueprint(blueprint)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        # JSON for the APIs, a plain Chinese page for people; never a stack trace.
+        status = exc.code or 500
+        reason = exc.description or exc.name
+        if status == 413 and request.path.startswith("/admin"):
+            reason = f"上传的内容太大（上限 {MAX_UPLOAD_BYTES // (1024 * 1024)} MB）"
+        if request.path.startswith(("/api/", "/operator/api/", "/admin/api/")):
+            return jsonify(error=reason), status
+        return render_template("staff/error.html", status=status, reason=reason), status
 
     @app.after_request
     def security_headers(response: Any) -> Any:
-        # Everything is served by this app (no CDN); the chat page may be framed by government sites.
+        # Everything is served by this app (no CDN); only the chat page may be framed by government sites.
+        framing = "*" if request.path in ("/chat",) else "'self'"
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "connect-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'self'",
+            f"connect-src 'self'; frame-ancestors {framing}; base-uri 'none'; form-action 'self'; object-src 'none'",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path.startswith(("/staff", "/admin", "/operator")):
+            response.headers.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         return response
 
     return app

@@ -11,11 +11,14 @@ from typing import Any, Protocol
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from web_widget.security import client_address
+
 log = logging.getLogger("hotline.web")
 
 chat = Blueprint("chat", __name__)
 
 MAX_MESSAGE = 2000
+MAX_BODY_BYTES = 64 * 1024
 _SENDER = re.compile(r"^[\w.:-]{1,128}$")
 _PAYLOAD = re.compile(r"^/[a-z_]{1,40}(\{[^{}]{0,300}\})?$")
 BUSY: list[dict[str, Any]] = [
@@ -58,8 +61,15 @@ def demo_page() -> str:
     return render_template("demo.html")
 
 
+SLOW_DOWN = "您发送得太快了，请稍等一分钟再试；紧急情况请直接拨打12345。"
+
+
 @chat.post("/api/chat")
 def relay_message() -> Any:
+    if not current_app.config["HOTLINE_LIMITER"].allow(f"chat:{client_address()}"):
+        return jsonify(error=SLOW_DOWN, messages=[{"text": SLOW_DOWN}]), 429
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return jsonify(error=f"the body is larger than {MAX_BODY_BYTES // 1024} KB"), 413
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify(error="the body must be a JSON object"), 400

@@ -160,3 +160,31 @@ def buttons(messages: list[dict]) -> list[dict]:
 
 def customs(messages: list[dict]) -> list[dict]:
     return [m["custom"] for m in messages if "custom" in m]
+
+
+@pytest.fixture(scope="module")
+def web(stack, model_dir):
+    """The web app (widget, console, admin) on the stack's data, relaying to its first Rasa worker."""
+    from knowledge_base.settings import load_settings
+    from tests.browser import serve
+    from web_widget import create_app
+
+    settings = load_settings(
+        REPO / "config.yml",
+        environ={},
+        rasa_url=stack["rasa"],
+        data_dir=str(stack["data"]),
+        model_dir=str(model_dir),
+        rate_limit_per_minute=0,
+    )
+    app = create_app(settings)
+    yield from serve(app)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from tests.browser import start_chromium
+
+    driver = start_chromium(tmp_path_factory.mktemp("chromium"))
+    yield driver
+    driver.quit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -18,7 +19,7 @@ def rasa(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [RASA, *args],
         cwd=REPO / "bot",
-        env={**env, "PYTHONPATH": str(REPO / "bot")},
+        env={**env, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}"},  # as scripts/bot.sh sets it
         capture_output=True,
         text=True,
         timeout=600,

@@ -6,69 +6,11 @@ test-artifacts/ for people to look at.
 
 from __future__ import annotations
 
-import shutil
-import threading
-from pathlib import Path
-
 import pytest
-from werkzeug.serving import make_server
 
-from knowledge_base.settings import load_settings
-from tests.conftest import REPO
-from tests.dialogue.conftest import free_port
-from web_widget import create_app
+from tests.browser import shot
 
 pytestmark = [pytest.mark.dialogue, pytest.mark.browser, pytest.mark.slow]
-
-ARTIFACTS = REPO / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def web(stack):
-    settings = load_settings(REPO / "config.yml", environ={}, rasa_url=stack["rasa"], data_dir=str(stack["data"]))
-    port = free_port()
-    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("Debian packages chromium and chromium-driver are needed (scripts/test.sh installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_window_size(1280, 900)
-    yield driver
-    driver.quit()
-
-
-def shot(driver, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
-    return path
 
 
 def test_citizen_asks_clicks_a_clarification_and_gets_the_sourced_answer(web, browser):

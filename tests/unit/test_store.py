@@ -1,4 +1,7 @@
-"""SQLite store: versions, revisions, optimistic concurrency, atomic imports."""
+"""The store's contract: versions, revisions, optimistic concurrency, atomic imports.
+
+Run here on SQLite; tests/integration/test_postgres.py runs the same functions on PostgreSQL too.
+"""
 
 from __future__ import annotations
 
@@ -42,25 +45,42 @@ def test_second_save_of_the_same_version_is_refused_and_nothing_is_lost(store):
     assert store.kb_version() == 2
 
 
-def test_concurrent_saves_of_one_entry_let_exactly_one_win(tmp_path):
-    store = SQLiteStore(tmp_path / "kb.sqlite3")
-    e = store.add(Entry(question="社保怎么查", answer="A"), author="alice")
+def _save_concurrently(stores: list[SQLiteStore], entry: Entry, editors: int = 8) -> list[str]:
+    """``editors`` threads save ``entry`` at once, in turn through each of ``stores``; their outcomes."""
     outcomes: list[str] = []
+    start = threading.Barrier(editors)
 
-    def save(who: str) -> None:
+    def save(i: int) -> None:
+        start.wait()
         try:
-            store.update(e.replace(answer=who), author=who)
+            stores[i % len(stores)].update(entry.replace(answer=f"editor{i}"), author=f"editor{i}")
             outcomes.append("ok")
         except StaleVersion:
             outcomes.append("stale")
 
-    threads = [threading.Thread(target=save, args=(f"editor{i}",)) for i in range(8)]
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(editors)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["ok"] + ["stale"] * 7
-    assert store.get(e.id).version == 2
+    return sorted(outcomes)
+
+
+def test_concurrent_saves_of_one_entry_let_exactly_one_win(store):
+    e = store.add(Entry(question="社保怎么查", answer="A"), author="alice")
+    assert _save_concurrently([store], e) == ["ok"] + ["stale"] * 7
+    assert store.get(e.id).version == 2 and store.kb_version() == 2
+
+
+def test_concurrent_saves_from_two_hosts_let_exactly_one_win(store):
+    """Two handles on one database, as two hosts (or worker processes) would have."""
+    other = SQLiteStore(store.db.url)
+    try:
+        e = store.add(Entry(question="社保怎么查", answer="A"), author="alice")
+        assert _save_concurrently([store, other], e) == ["ok"] + ["stale"] * 7
+        assert other.get(e.id).version == 2 and other.kb_version() == 2
+    finally:
+        other.close()
 
 
 def test_rollback_is_a_new_revision(store):

@@ -4,35 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.web.conftest import FakeRelay
 from web_widget import create_app
 
 pytestmark = pytest.mark.unit
-
-
-class FakeRelay:
-    """Records what would go to Rasa and answers like its web channel."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[dict] = []
-        self.fail = fail
-
-    def send(self, body):
-        if self.fail:
-            raise ConnectionError("Rasa is down")
-        self.sent.append(body)
-        return [
-            {"text": "<script>alert(1)</script>答案", "buttons": [{"title": "有用", "payload": "/feedback_useful"}]}
-        ]
-
-
-@pytest.fixture
-def relay():
-    return FakeRelay()
-
-
-@pytest.fixture
-def client(settings, relay):
-    return create_app(settings, relay=relay).test_client()
 
 
 @pytest.mark.parametrize("path", ["/chat", "/demo", "/static/hotline-widget.js", "/static/chat.js", "/static/chat.css"])

@@ -1,0 +1,514 @@
+"""``hotline doctor``: is this installation ready to run, and if not, what to run to fix it.
+
+Each check returns a :class:`Check` (name, ok / warn / fail, what it found, and
+for anything not ok the exact command or setting that fixes it). The checks read
+files, run the two environments' interpreters and probe ports; none of them
+changes anything, so the doctor can run beside a live system.
+
+Example:
+    >>> Check("redis", Level.OK, "not configured").ok
+    True
+    >>> Check("rasa model", Level.FAIL, "bot/models/hotline.tar.gz is missing")
+    Traceback (most recent call last):
+    ...
+    ValueError: check 'rasa model' fails without saying how to fix it
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from knowledge_base.settings import Settings
+
+ACTION_PORT = 5055  # scripts/bot.sh's default for HOTLINE_ACTION_PORT
+RASA_MODEL = Path("bot") / "models" / "hotline.tar.gz"
+# What `rasa train` reads: a model older than any of them answers with yesterday's dialogue.
+RASA_INPUTS = (
+    Path("bot/domain.yml"),
+    Path("bot/config.yml"),
+    Path("bot/data"),
+    Path("knowledge_base/data/userdict.txt"),
+)
+SETUP_ENV = "bash scripts/setup-env.sh"
+SETUP_RASA = "bash scripts/setup-rasa.sh"
+
+
+class Level(enum.StrEnum):
+    """How a check came out."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding of the doctor.
+
+    Attributes:
+        name: what was checked (e.g. ``"rasa model"``).
+        level: ok, warn (works, but look at it) or fail (will not work).
+        detail: what was found, with the paths and versions involved.
+        fix: the command or setting that fixes it; required unless ok.
+    """
+
+    name: str
+    level: Level
+    detail: str
+    fix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.level is Level.FAIL and not self.fix:
+            raise ValueError(f"check {self.name!r} fails without saying how to fix it")
+
+    @property
+    def ok(self) -> bool:
+        return self.level is Level.OK
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where the three servers listen.
+
+    Attributes:
+        rasa_host: host of ``rasa_url`` (the web app talks to Rasa there).
+        rasa: Rasa's port (``HOTLINE_RASA_PORT`` of scripts/bot.sh, else ``rasa_url``'s).
+        actions: the action server's port (``HOTLINE_ACTION_PORT``, else 5055).
+        web_host: the web app's address (setting ``web_host``).
+        web: the web app's port (setting ``web_port``).
+    """
+
+    rasa_host: str
+    rasa: int
+    actions: int
+    web_host: str
+    web: int
+
+    @classmethod
+    def of(cls, settings: Settings, environ: Mapping[str, str]) -> Ports:
+        """Read from the settings and, for the two scripts/bot.sh variables, from ``environ``.
+
+        Raises:
+            ValueError: a port variable is not a number.
+        """
+        url = urlsplit(settings.rasa_url)
+
+        def port(name: str, default: int) -> int:
+            raw = environ.get(name, "")
+            try:
+                return int(raw) if raw else default
+            except ValueError:
+                raise ValueError(f"{name} must be a port number, got {raw!r}") from None
+
+        return cls(
+            rasa_host=url.hostname or "127.0.0.1",
+            rasa=port("HOTLINE_RASA_PORT", url.port or 5005),
+            actions=port("HOTLINE_ACTION_PORT", ACTION_PORT),
+            web_host=settings.web_host,
+            web=settings.web_port,
+        )
+
+
+def run_checks(
+    settings: Settings,
+    *,
+    root: Path,
+    environ: Mapping[str, str] | None = None,
+    load_model: bool = True,
+    timeout: float = 2.0,
+) -> list[Check]:
+    """Run every check, in the order one would fix them.
+
+    Args:
+        settings: the deployment's settings.
+        root: the checkout (holds ``.venv``, ``.venv-rasa``, ``bot/``).
+        environ: where the scripts' port variables are read (none when None).
+        load_model: also load the embedding model and embed one sentence (a few seconds).
+        timeout: seconds to wait for Redis and each server probe.
+
+    Returns:
+        The checks, failed or not.
+    """
+    try:
+        ports: Ports | None = Ports.of(settings, environ or {})
+        port_problem = None
+    except ValueError as exc:
+        ports, port_problem = None, Check("ports", Level.FAIL, str(exc), "set the variable to a number or unset it")
+    checks = [check_python_env(root), check_rasa_env(root), check_model(settings, load=load_model)]
+    database, db_version = check_database(settings)
+    checks += [
+        database,
+        check_index(settings, db_version),
+        check_rasa_model(root),
+        check_redis(settings, timeout=timeout),
+    ]
+    if ports is None:
+        assert port_problem is not None
+        checks.append(port_problem)
+    else:
+        checks += [
+            check_rasa_port(ports.rasa_host, ports.rasa, timeout=timeout),
+            check_action_port(ports.actions, timeout=timeout),
+            check_web_port(ports.web_host, ports.web, timeout=timeout),
+        ]
+    return checks
+
+
+# -- environments ----------------------------------------------------------------
+
+
+def _run_python(python: Path, code: str, timeout: float) -> tuple[int, str]:
+    """Run ``code`` with ``python``; (exit status, stdout or the error text)."""
+    try:
+        done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        return 127, f"{python} does not exist"
+    except PermissionError:
+        return 126, f"{python} is not executable"
+    except subprocess.TimeoutExpired:
+        return 124, f"{python} did not answer within {timeout:.0f} s"
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        return done.returncode, lines[-1] if lines else f"exit status {done.returncode}"
+    return 0, done.stdout.strip()
+
+
+_PY_PROBE = """
+import importlib.util, sys
+need = ("knowledge_base", "faiss", "sentence_transformers", "rasa_sdk", "redis", "flask", "click")
+print(sys.version.split()[0])
+print(" ".join(m for m in need if importlib.util.find_spec(m) is None))
+"""
+
+
+def check_python_env(root: Path, *, timeout: float = 60.0) -> Check:
+    """``.venv``: Python 3.11 with hotline-qa and its dependencies installed."""
+    python = root / ".venv" / "bin" / "python"
+    if not python.exists():
+        return Check("python env", Level.FAIL, f"{python} is missing", SETUP_ENV)
+    status, out = _run_python(python, _PY_PROBE, timeout)
+    if status != 0:
+        return Check("python env", Level.FAIL, f"{python} does not run: {out}", SETUP_ENV)
+    version, _, missing = out.partition("\n")
+    if not version.startswith("3.11."):
+        return Check("python env", Level.FAIL, f"{python} is Python {version}, hotline-qa needs 3.11", SETUP_ENV)
+    if missing.strip():
+        return Check("python env", Level.FAIL, f"{python} lacks: {missing.strip()}", SETUP_ENV)
+    return Check("python env", Level.OK, f"Python {version} in {python.parent.parent}")
+
+
+def check_rasa_env(root: Path, *, timeout: float = 180.0) -> Check:
+    """``.venv-rasa``: its own Python with Rasa importable (found by running that Python)."""
+    python = root / ".venv-rasa" / "bin" / "python"
+    if not python.exists():
+        return Check("rasa env", Level.FAIL, f"{python} is missing", SETUP_RASA)
+    status, out = _run_python(python, "import sys, rasa; print(rasa.__version__, sys.version.split()[0])", timeout)
+    if status != 0:
+        return Check("rasa env", Level.FAIL, f"rasa does not import with {python}: {out}", SETUP_RASA)
+    rasa_version, _, py_version = out.partition(" ")
+    return Check("rasa env", Level.OK, f"Rasa {rasa_version} on Python {py_version} in {python.parent.parent}")
+
+
+# -- knowledge base ------------------------------------------------------------------
+
+
+def check_model(settings: Settings, *, load: bool = True) -> Check:
+    """The embedding model folder is complete and (with ``load``) loads and embeds a sentence."""
+    from knowledge_base.model_build import is_built
+
+    path = settings.model_path
+    if not settings.model_dir and not is_built(path):
+        what = "is incomplete or from other sources" if path.exists() else "does not exist"
+        fix = "hotline model build --force" if path.exists() else "hotline model build"
+        return Check("embedding model", Level.FAIL, f"{path} {what}", fix)
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        return Check(
+            "embedding model",
+            Level.FAIL,
+            f"model_dir {path} holds no sentence-transformers model",
+            "point model_dir at a sentence-transformers folder, or empty it and run `hotline model build`",
+        )
+    if not load:
+        return Check("embedding model", Level.OK, f"{path} is complete (not loaded)")
+    from knowledge_base.embedder import SentenceTransformerEmbedder
+
+    started = time.perf_counter()
+    try:
+        vector = SentenceTransformerEmbedder(path, prefix=settings.model_prefix).encode(["社保卡丢了怎么补办"])[0]
+    except Exception as exc:
+        return Check("embedding model", Level.FAIL, f"{path} does not load: {exc}", "hotline model build --force")
+    norm = float((vector**2).sum()) ** 0.5
+    if abs(norm - 1.0) > 1e-3:
+        return Check(
+            "embedding model",
+            Level.FAIL,
+            f"{path} gives vectors of length {norm:.3f}, not 1",
+            "hotline model build --force",
+        )
+    seconds = time.perf_counter() - started
+    return Check(
+        "embedding model", Level.OK, f"{path}: {len(vector)} dimensions, loaded and embedded in {seconds:.1f} s"
+    )
+
+
+def check_database(settings: Settings) -> tuple[Check, int | None]:
+    """The database opens; returns the check and its KB version (None when unreadable)."""
+    from knowledge_base.factory import open_store
+
+    try:
+        path = settings.sqlite_path
+    except ValueError as exc:
+        return Check("database", Level.FAIL, str(exc), "set database_url to sqlite:///PATH or leave it empty"), None
+    if not path.is_file():
+        # Opening would create an empty one; the doctor changes nothing.
+        return Check("database", Level.FAIL, f"no database at {path}", "hotline setup"), None
+    try:
+        store = open_store(settings)
+        try:
+            version, count = store.kb_version(), store.count()
+        finally:
+            store.close()
+    except Exception as exc:
+        return Check(
+            "database",
+            Level.FAIL,
+            f"{path} cannot be read: {exc}",
+            f"check that {path} is a hotline-qa database readable by this user (or restore it from a backup)",
+        ), None
+    if count == 0:
+        return Check(
+            "database",
+            Level.WARN,
+            f"{path} is empty (KB version {version})",
+            "hotline setup (illustrative sample) or hotline import FILE",
+        ), version
+    return Check("database", Level.OK, f"{path}: {count} entries, KB version {version}"), version
+
+
+def _files_digest(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_index(settings: Settings, db_version: int | None) -> Check:
+    """The saved FAISS index is whole, fits the model and normaliser, and how far it lags the database."""
+    from knowledge_base.embedder import SentenceTransformerEmbedder
+    from knowledge_base.index import Manifest
+    from knowledge_base.kb import index_manifest, manifest_differences
+    from knowledge_base.textnorm import TextNormaliser
+
+    folder = settings.index_path
+    rebuild = "hotline index rebuild"
+    try:
+        manifest = Manifest(**json.loads((folder / "manifest.json").read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return Check("index", Level.FAIL, f"no saved index in {folder}", "hotline setup")
+    except (OSError, ValueError, TypeError) as exc:
+        return Check("index", Level.FAIL, f"unreadable manifest in {folder}: {exc}", rebuild)
+    try:
+        whole = _files_digest(folder / "index.faiss", folder / "phrasings.json") == manifest.checksum
+    except OSError as exc:
+        return Check("index", Level.FAIL, f"index files in {folder} unreadable: {exc}", rebuild)
+    if not whole:
+        return Check(
+            "index", Level.FAIL, f"index files in {folder} do not match their manifest (corrupt or partial)", rebuild
+        )
+    model_path = settings.model_path
+    if not (model_path / "config.json").is_file():
+        return Check("index", Level.WARN, "cannot compare with the model: the model is missing", "hotline model build")
+    embedder = SentenceTransformerEmbedder(model_path, prefix=settings.model_prefix)
+    running = index_manifest(embedder, TextNormaliser.from_dir(), settings, manifest.kb_version)
+    differences = manifest_differences(manifest, running)
+    if differences:
+        return Check("index", Level.FAIL, "built for other parts: " + "; ".join(differences), rebuild)
+    at = f"{manifest.count} phrasings at KB version {manifest.kb_version}"
+    if db_version is None:
+        return Check("index", Level.WARN, f"{at}; database unreadable, versions not compared", "see the database check")
+    if manifest.kb_version > db_version:
+        return Check("index", Level.FAIL, f"{at}, newer than the database's {db_version} (another database?)", rebuild)
+    if manifest.kb_version < db_version:
+        return Check(
+            "index",
+            Level.WARN,
+            f"{at}, database at {db_version}: stale, will catch up on start",
+        )
+    return Check("index", Level.OK, f"{at}, same as the database")
+
+
+# -- dialogue ----------------------------------------------------------------------
+
+
+def check_rasa_model(root: Path) -> Check:
+    """``bot/models/hotline.tar.gz`` exists and is newer than everything ``rasa train`` reads."""
+    model = root / RASA_MODEL
+    train = "scripts/bot.sh train"
+    if not model.is_file():
+        return Check("rasa model", Level.FAIL, f"{model} is missing", train)
+    inputs = [
+        p
+        for item in RASA_INPUTS
+        for p in ((root / item).rglob("*") if (root / item).is_dir() else [root / item])
+        if p.is_file()
+    ]
+    if not inputs:
+        return Check("rasa model", Level.WARN, f"{model} found, but none of its inputs (bot/domain.yml ...)", train)
+    newest = max(inputs, key=lambda p: p.stat().st_mtime)
+    trained = model.stat().st_mtime
+    if newest.stat().st_mtime > trained:
+        changed = datetime.fromtimestamp(newest.stat().st_mtime).isoformat(sep=" ", timespec="seconds")
+        return Check(
+            "rasa model",
+            Level.FAIL,
+            f"{model} is older than {newest.relative_to(root)} (changed {changed})",
+            train,
+        )
+    when = datetime.fromtimestamp(trained).isoformat(sep=" ", timespec="seconds")
+    return Check("rasa model", Level.OK, f"{model} trained {when}, newer than its {len(inputs)} input files")
+
+
+def check_redis(settings: Settings, *, timeout: float = 2.0) -> Check:
+    """Redis answers when ``redis_url`` is set."""
+    if not settings.redis_url:
+        return Check("redis", Level.OK, "not configured: one process, edits seen at the next search")
+    import redis
+
+    shown = _without_password(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    except redis.RedisError as exc:
+        return Check(
+            "redis",
+            Level.FAIL,
+            f"cannot reach {shown}: {exc}",
+            "start Redis (e.g. `redis-server --daemonize yes`), correct redis_url, or empty it for one process",
+        )
+    finally:
+        client.close()
+    return Check("redis", Level.OK, f"Redis {version} at {shown}")
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+# -- servers -----------------------------------------------------------------------
+
+
+def _listening(host: str, port: int, timeout: float) -> bool | None:
+    """True: something accepts connections; False: refused (free); None: no answer at all."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except ConnectionRefusedError:
+        return False
+    except OSError:
+        return None
+
+
+def _get(url: str, timeout: float) -> tuple[int, str]:
+    """(status, body) of a GET; (0, error) when it is not HTTP at all."""
+    import requests
+
+    try:
+        reply = requests.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        return 0, str(exc)
+    return reply.status_code, reply.text
+
+
+def _taken(what: str, host: str, port: int, variable: str) -> str:
+    return f"stop the program on {host}:{port} (`ss -ltnp 'sport = :{port}'` shows it) or move {what}: {variable}"
+
+
+def check_rasa_port(host: str, port: int, *, timeout: float = 2.0) -> Check:
+    """Rasa's port is free, or Rasa answers there (``/status``)."""
+    name = f"rasa port {port}"
+    state = _listening(host, port, timeout)
+    if state is False:
+        return Check(name, Level.OK, f"{host}:{port} free (Rasa not running; bash scripts/run.sh starts it)")
+    if state is None:
+        return Check(
+            name, Level.FAIL, f"no answer from {host}:{port}", f"start Rasa there or correct rasa_url ({host})"
+        )
+    status, body = _get(f"http://{host}:{port}/status", timeout)
+    try:
+        info = json.loads(body) if status == 200 else None
+    except ValueError:
+        info = None
+    if isinstance(info, dict) and "model_file" in info:
+        model = info.get("model_file") or "no model loaded"
+        level = Level.OK if info.get("model_file") else Level.WARN
+        return Check(
+            name,
+            level,
+            f"Rasa is running on {host}:{port} ({model})",
+            "" if level is Level.OK else "scripts/bot.sh train, then restart Rasa",
+        )
+    status, body = _get(f"http://{host}:{port}/", timeout)
+    if status == 200 and body.startswith("Hello from Rasa"):
+        return Check(name, Level.OK, f"{body.strip()} on {host}:{port} (HTTP API not enabled)")
+    return Check(
+        name,
+        Level.FAIL,
+        f"{host}:{port} is taken by something that is not Rasa",
+        _taken("Rasa", host, port, "HOTLINE_RASA_PORT=... and rasa_url"),
+    )
+
+
+def check_action_port(port: int, *, timeout: float = 2.0) -> Check:
+    """The action server's port is free, or the rasa-sdk action server answers ``/health``."""
+    host, name = "127.0.0.1", f"action server port {port}"
+    state = _listening(host, port, timeout)
+    if state is False:
+        return Check(name, Level.OK, f"{host}:{port} free (action server not running)")
+    status, body = _get(f"http://{host}:{port}/health", timeout) if state else (0, "")
+    try:
+        healthy = status == 200 and json.loads(body).get("status") == "ok"
+    except (ValueError, AttributeError):
+        healthy = False
+    if healthy:
+        return Check(name, Level.OK, f"the action server is running on {host}:{port}")
+    return Check(
+        name,
+        Level.FAIL,
+        f"{host}:{port} is taken by something that is not the action server",
+        _taken("the action server", host, port, "HOTLINE_ACTION_PORT=..."),
+    )
+
+
+def check_web_port(host: str, port: int, *, timeout: float = 2.0) -> Check:
+    """The web app's port is free, or hotline-qa's web app serves its widget there."""
+    probe = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    name = f"web port {port}"
+    state = _listening(probe, port, timeout)
+    if state is False:
+        return Check(name, Level.OK, f"{probe}:{port} free (web app not running)")
+    status, body = _get(f"http://{probe}:{port}/static/hotline-widget.js", timeout) if state else (0, "")
+    if status == 200 and body:
+        return Check(name, Level.OK, f"the hotline-qa web app is running on {probe}:{port}")
+    return Check(
+        name,
+        Level.FAIL,
+        f"{probe}:{port} is taken by something that is not the hotline-qa web app",
+        _taken("the web app", probe, port, "web_port in config.yml or HOTLINE_WEB_PORT=..."),
+    )

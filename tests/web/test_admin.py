@@ -1,0 +1,368 @@
+"""The curation admin with Flask's test client, over the FAKE-embedder knowledge base of tests/conftest.py."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from knowledge_base.records import Status
+from tests.web.conftest import PASSWORD, csrf_of, sign_in
+
+pytestmark = pytest.mark.unit
+
+PAGES = [
+    "/admin/",
+    "/admin/entries",
+    "/admin/entries/1",
+    "/admin/entries/1/edit",
+    "/admin/entries/1/history",
+    "/admin/entries/new",
+    "/admin/drafts",
+    "/admin/test?q=社保缴费记录",
+    "/admin/queue",
+    "/admin/transfer",
+    "/admin/dictionaries",
+    "/admin/dictionaries/synonyms.tsv",
+]
+
+
+def _form(client, **fields):
+    return {"csrf_token": client.csrf, **fields}
+
+
+def _entry_id(app, key):
+    return app.extensions["hotline"].kb.store.get_by_key(key).id
+
+
+def _draft_form(client, **changes):
+    fields = {
+        "question": "怎么查询社保缴费记录",
+        "similar_questions": "社保交了几个月在哪查\n社保缴费明细查询",
+        "answer": "登录粤省事小程序查询社保缴费记录。",
+        "department": "广东省人力资源和社会保障厅",
+        "regions": "广东省",
+        "policy_title": "《社会保险法》",
+    }
+    fields.update(changes)
+    return _form(client, **fields)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_needs_sign_in(client, path):
+    reply = client.get(path)
+    assert reply.status_code == 302 and "/staff/login" in reply.headers["Location"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_for_an_editor(editor_client, path):
+    reply = editor_client.get(path)
+    assert reply.status_code == 200, reply.get_data(as_text=True)[:500]
+    assert "default-src 'self'" in reply.headers["Content-Security-Policy"]
+    assert reply.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_operators_cannot_open_the_admin(operator_client, path):
+    assert operator_client.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/admin/users", "/admin/audit"])
+def test_user_pages_are_for_administrators_only(app, path):
+    assert sign_in(app, "reviewer").get(path).status_code == 403
+    assert sign_in(app, "admin").get(path).status_code == 200
+
+
+def test_wrong_password_and_lockout(app, client):
+    app.extensions["hotline"].accounts.create_user("li", PASSWORD, "editor", actor="test")
+    token = csrf_of(client)
+    for _ in range(5):
+        reply = client.post("/staff/login", data={"username": "li", "password": "wrong-password", "csrf_token": token})
+        assert reply.status_code == 401 and "用户名或密码错误" in reply.get_data(as_text=True)
+    reply = client.post("/staff/login", data={"username": "li", "password": PASSWORD, "csrf_token": token})
+    assert reply.status_code == 401 and "锁定" in reply.get_data(as_text=True)
+    actions = [r["action"] for r in app.extensions["hotline"].accounts.audit_log(actor="li")]
+    assert actions.count("login.failed") == 6
+
+
+def test_sign_in_without_csrf_token_is_refused(app, client):
+    app.extensions["hotline"].accounts.create_user("li", PASSWORD, "editor", actor="test")
+    reply = client.post("/staff/login", data={"username": "li", "password": PASSWORD})
+    assert reply.status_code == 400 and "CSRF" in reply.get_data(as_text=True)
+
+
+def test_post_with_a_wrong_csrf_token_is_refused_and_nothing_changes(app, editor_client):
+    before = app.extensions["hotline"].workflow.drafts()
+    reply = editor_client.post("/admin/drafts", data={**_draft_form(editor_client), "csrf_token": "forged"})
+    assert reply.status_code == 400
+    assert app.extensions["hotline"].workflow.drafts() == before
+
+
+def test_session_expires_after_idle_minutes(app, editor_client):
+    with editor_client.session_transaction() as session:
+        session["seen"] -= app.extensions["hotline"].settings.session_minutes * 60 + 1
+    assert editor_client.get("/admin/entries").status_code == 302
+
+
+def test_sign_in_redirect_stays_on_this_site(app, client):
+    app.extensions["hotline"].accounts.create_user("li", PASSWORD, "editor", actor="test")
+    token = csrf_of(client)
+    reply = client.post(
+        "/staff/login?next=//evil.example/x", data={"username": "li", "password": PASSWORD, "csrf_token": token}
+    )
+    assert reply.status_code == 302 and "evil.example" not in reply.headers["Location"]
+
+
+def test_draft_review_publish_reaches_search(app, fake_kb):
+    editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
+    reply = editor.post(
+        "/admin/drafts",
+        data=_draft_form(
+            editor, key="T-NEW", question="居住证到期了怎么续签", answer="到派出所续签。", similar_questions=""
+        ),
+    )
+    assert reply.status_code == 302
+    draft_id = int(reply.headers["Location"].rsplit("/", 1)[1])
+    assert (
+        fake_kb.search("居住证到期了怎么续签").best is None
+        or fake_kb.search("居住证到期了怎么续签").best.entry.key != "T-NEW"
+    )
+    editor.post(f"/admin/drafts/{draft_id}/submit", data=_form(editor, draft_version="1"))
+    # An editor cannot publish.
+    assert editor.post(f"/admin/drafts/{draft_id}/publish", data=_form(editor, draft_version="2")).status_code == 403
+    reply = reviewer.post(f"/admin/drafts/{draft_id}/publish", data=_form(reviewer, draft_version="2"))
+    assert reply.status_code == 302
+    assert fake_kb.search("居住证到期了怎么续签").best.entry.key == "T-NEW"
+    audit = [r["action"] for r in app.extensions["hotline"].accounts.audit_log()]
+    assert {"draft.save", "draft.submit", "entry.publish"} <= set(audit)
+
+
+def test_second_save_of_the_same_draft_is_refused_and_the_text_kept(app):
+    first, second = sign_in(app, "editor", "wang"), sign_in(app, "editor", "zhao")
+    entry_id = _entry_id(app, "T-SB-1")
+    reply = first.post("/admin/drafts", data=_draft_form(first, entry_id=str(entry_id), entry_version="1"))
+    draft_id = int(reply.headers["Location"].rsplit("/", 1)[1])
+    assert (
+        first.post(
+            f"/admin/drafts/{draft_id}", data=_draft_form(first, answer="王的改动", draft_version="1")
+        ).status_code
+        == 302
+    )
+    reply = second.post(f"/admin/drafts/{draft_id}", data=_draft_form(second, answer="赵的改动", draft_version="1"))
+    assert reply.status_code == 409
+    html = reply.get_data(as_text=True)
+    assert "赵的改动" in html and "保存被拒绝" in html
+    assert app.extensions["hotline"].workflow.draft(draft_id).entry.answer == "王的改动"
+
+
+def test_publishing_a_draft_of_an_entry_changed_meanwhile_is_refused(app, fake_kb):
+    editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
+    entry_id = _entry_id(app, "T-SB-1")
+    old = editor.post(
+        "/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1", answer="旧稿")
+    )
+    new = editor.post(
+        "/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1", answer="新稿")
+    )
+    old_id, new_id = (int(r.headers["Location"].rsplit("/", 1)[1]) for r in (old, new))
+    assert reviewer.post(f"/admin/drafts/{new_id}/publish", data=_form(reviewer, draft_version="1")).status_code == 302
+    reply = reviewer.post(
+        f"/admin/drafts/{old_id}/publish", data=_form(reviewer, draft_version="1"), follow_redirects=True
+    )
+    assert "操作被拒绝" in reply.get_data(as_text=True)
+    assert fake_kb.get(entry_id).answer == "新稿"
+
+
+def test_invalid_draft_is_shown_again_with_the_reason(editor_client):
+    reply = editor_client.post(
+        "/admin/drafts", data=_draft_form(editor_client, question="", effective_date="2026-13-01")
+    )
+    assert reply.status_code == 400
+    assert "未保存" in reply.get_data(as_text=True)
+
+
+def test_hostile_text_is_escaped_everywhere(app, fake_kb):
+    editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
+    hostile = "<script>alert(1)</script>' OR 1=1; --"
+    reply = editor.post(
+        "/admin/drafts", data=_draft_form(editor, key="T-X", question=hostile + "怎么办", answer=hostile)
+    )
+    draft_id = int(reply.headers["Location"].rsplit("/", 1)[1])
+    reviewer.post(f"/admin/drafts/{draft_id}/publish", data=_form(reviewer, draft_version="1"))
+    entry_id = _entry_id(app, "T-X")
+    for path in (
+        f"/admin/drafts/{draft_id}",
+        f"/admin/entries/{entry_id}",
+        "/admin/entries",
+        f"/admin/entries/{entry_id}/history",
+    ):
+        html = reviewer.get(path).get_data(as_text=True)
+        assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_rollback_is_a_new_revision(app, fake_kb):
+    editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
+    entry_id = _entry_id(app, "T-SB-1")
+    original = fake_kb.get(entry_id)
+    reply = editor.post(
+        "/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1", answer="改后的答案")
+    )
+    draft_id = int(reply.headers["Location"].rsplit("/", 1)[1])
+    reviewer.post(f"/admin/drafts/{draft_id}/publish", data=_form(reviewer, draft_version="1"))
+    first = fake_kb.revisions(entry_id)[0]
+    page = reviewer.get(f"/admin/entries/{entry_id}/revisions/{first.id}?against=current").get_data(as_text=True)
+    assert "diff-del" in page or "diff-add" in page
+    stale = reviewer.post(f"/admin/entries/{entry_id}/rollback/{first.id}", data=_form(reviewer, version="1"))
+    assert stale.status_code == 302 and fake_kb.get(entry_id).answer == "改后的答案"
+    reviewer.post(f"/admin/entries/{entry_id}/rollback/{first.id}", data=_form(reviewer, version="2"))
+    restored = fake_kb.get(entry_id)
+    assert restored.answer == original.answer and restored.version == 3
+    assert (
+        editor.post(f"/admin/entries/{entry_id}/rollback/{first.id}", data=_form(editor, version="3")).status_code
+        == 403
+    )
+
+
+def test_archive_takes_an_entry_out_of_search(app, fake_kb):
+    reviewer = sign_in(app, "reviewer")
+    entry_id = _entry_id(app, "T-SB-1")
+    reviewer.post(f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1"))
+    assert fake_kb.get(entry_id).status is Status.ARCHIVED
+    assert all(h.entry.id != entry_id for h in fake_kb.search("怎么查询社保缴费记录").hits)
+
+
+def test_quality_checks_warn_about_duplicates_and_missing_policy(app):
+    editor = sign_in(app, "editor")
+    reply = editor.post(
+        "/admin/drafts", data=_draft_form(editor, key="T-DUP", policy_title="", answer="重复"), follow_redirects=True
+    )
+    html = reply.get_data(as_text=True)
+    assert "几乎相同" in html and "T-SB-1" in html and "没有政策依据" in html
+
+
+def test_export_and_import_round_trip_and_a_bad_file_changes_nothing(app, fake_kb):
+    reviewer = sign_in(app, "reviewer")
+    exported = reviewer.get("/admin/export?format=jsonl")
+    assert exported.status_code == 200
+    rows = [json.loads(line) for line in exported.get_data(as_text=True).splitlines() if line.startswith("{")]
+    assert {r["id"] for r in rows} >= {"T-SB-1", "T-GJJ-SZ"}
+    version = fake_kb.store.kb_version()
+    bad = io.BytesIO('id,question,answer\nT-1,,无问题\nT-2,好问题,"=HYPERLINK(""x"")"\n'.encode())
+    reply = reviewer.post(
+        "/admin/import",
+        data={"csrf_token": reviewer.csrf, "file": (bad, "bad.csv")},
+        content_type="multipart/form-data",
+    )
+    assert reply.status_code == 400 and "没有写入任何内容" in reply.get_data(as_text=True)
+    assert fake_kb.store.kb_version() == version
+    fake = io.BytesIO(b"\x00\x01 not a workbook")
+    reply = reviewer.post(
+        "/admin/import",
+        data={"csrf_token": reviewer.csrf, "file": (fake, "fake.xlsx")},
+        content_type="multipart/form-data",
+    )
+    assert reply.status_code == 400 and fake_kb.store.kb_version() == version
+    good = io.BytesIO("id,question,answer\nT-NEW-1,新问题怎么办,新答案\n".encode())
+    reply = reviewer.post(
+        "/admin/import",
+        data={"csrf_token": reviewer.csrf, "file": (good, "good.csv")},
+        content_type="multipart/form-data",
+    )
+    assert reply.status_code == 200 and "新增 1 条" in reply.get_data(as_text=True)
+
+
+def test_imports_need_a_reviewer_and_oversized_uploads_are_refused(app):
+    editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
+    small = io.BytesIO(b"id,question,answer\n")
+    reply = editor.post(
+        "/admin/import", data={"csrf_token": editor.csrf, "file": (small, "a.csv")}, content_type="multipart/form-data"
+    )
+    assert reply.status_code == 403
+    huge = io.BytesIO(b"x" * (21 * 1024 * 1024))
+    reply = reviewer.post(
+        "/admin/import", data={"csrf_token": reviewer.csrf, "file": (huge, "a.csv")}, content_type="multipart/form-data"
+    )
+    assert reply.status_code == 413
+    reply = reviewer.post(
+        "/admin/import",
+        data={"csrf_token": reviewer.csrf, "file": (io.BytesIO(b"x"), "a.exe")},
+        content_type="multipart/form-data",
+    )
+    assert reply.status_code == 400
+
+
+def test_too_many_similar_questions_are_refused(editor_client):
+    many = "\n".join(f"问法{i}" for i in range(10_000))
+    reply = editor_client.post("/admin/drafts", data=_draft_form(editor_client, similar_questions=many))
+    assert reply.status_code == 400 and "最多 200" in reply.get_data(as_text=True)
+
+
+def test_dictionary_edit_applies_without_restart(app, fake_kb):
+    reviewer = sign_in(app, "reviewer")
+    table = reviewer.get("/admin/dictionaries/synonyms.tsv").get_data(as_text=True)
+    assert "社会保险" in table
+    store = app.extensions["hotline"].dictionaries
+    content = store.table("synonyms.tsv").content + "\n住房公积金\t房积金\n"
+    reply = reviewer.post("/admin/dictionaries/synonyms.tsv", data=_form(reviewer, content=content, version="0"))
+    assert reply.status_code == 302
+    assert fake_kb.normaliser.normalise("房积金怎么提取") == fake_kb.normaliser.normalise("住房公积金怎么提取")
+    bad = reviewer.post(
+        "/admin/dictionaries/synonyms.tsv", data=_form(reviewer, content="社保\t社保\n甲\t社保\n", version="1")
+    )
+    assert bad.status_code == 400 and "未保存" in bad.get_data(as_text=True)
+    stale = reviewer.post("/admin/dictionaries/synonyms.tsv", data=_form(reviewer, content=content, version="0"))
+    assert stale.status_code == 400
+    editor = sign_in(app, "editor")
+    assert (
+        editor.post("/admin/dictionaries/synonyms.tsv", data=_form(editor, content=content, version="1")).status_code
+        == 403
+    )
+
+
+def test_users_are_managed_by_administrators_and_one_admin_remains(app):
+    admin = sign_in(app, "admin")
+    reply = admin.post(
+        "/admin/users", data=_form(admin, action="create", username="chen", password="short", role="editor")
+    )
+    assert reply.status_code == 400 and "at least 10 characters" in reply.get_data(as_text=True)
+    reply = admin.post(
+        "/admin/users", data=_form(admin, action="create", username="chen", password=PASSWORD, role="editor")
+    )
+    assert reply.status_code == 302
+    reply = admin.post("/admin/users", data=_form(admin, action="disable", username="admin1"))
+    assert reply.status_code == 400
+    assert "user.create" in [r["action"] for r in app.extensions["hotline"].accounts.audit_log()]
+
+
+def test_curation_queue_clusters_failures_and_adds_a_similar_question(app, fake_kb):
+    svc = app.extensions["hotline"]
+    for query in ("社保缴费记录哪里能看", "社保缴费记录哪里能看", "社保缴费记录在哪看"):
+        svc.interactions.log_answer(
+            channel="web",
+            sender_id="s1",
+            query=query,
+            decision="no_answer",
+            entry_key="",
+            score=None,
+            kb_version=1,
+            thresholds={},
+            candidates=[],
+        )
+    editor = sign_in(app, "editor")
+    html = editor.get("/admin/queue").get_data(as_text=True)
+    assert "社保缴费记录哪里能看" in html and "未能回答" in html
+    entry_id = _entry_id(app, "T-SB-1")
+    reply = editor.post(
+        "/admin/queue/add", data=_form(editor, entry_id=str(entry_id), question=["社保缴费记录哪里能看"])
+    )
+    assert reply.status_code == 302
+    draft = svc.workflow.drafts()[0]
+    assert "社保缴费记录哪里能看" in draft.entry.similar_questions
+    assert "社保缴费记录哪里能看" not in editor.get("/admin/queue").get_data(as_text=True)
+
+
+def test_test_pane_explains_the_decision(editor_client):
+    html = editor_client.get("/admin/test?q=深圳公积金提取流程&region=深圳").get_data(as_text=True)
+    assert "决策" in html and "T-GJJ-SZ" in html and "阈值" in html
+    assert editor_client.get("/admin/test?q=" + "长" * 5000).status_code == 200

@@ -1,0 +1,647 @@
+"""The curation admin: entries, drafts and review, history and rollback, the queue, imports, dictionaries, users.
+
+Editors draft; reviewers publish, archive, roll back and import; administrators
+manage users and read the audit log. Every change goes through the workflow or
+the stores, which record it in the audit log with who and when.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from werkzeug.datastructures import MultiDict
+
+from knowledge_base.errors import EntryNotFound, ImportRejected, InvalidEntry, KnowledgeBaseError, StaleVersion
+from knowledge_base.records import Entry, PolicyBasis, Region, Status
+from web_widget.auth import current_user, login_required
+from web_widget.diffview import entry_diff
+from web_widget.security import client_address
+from web_widget.services import services
+
+log = logging.getLogger("hotline.web")
+
+admin = Blueprint("admin", __name__, url_prefix="/admin")
+
+PAGE_SIZE = 50
+EXPORT_FORMATS = {"xlsx": "xlsx", "csv": "csv", "jsonl": "jsonl"}
+IMPORT_SUFFIXES = (".xlsx", ".csv", ".jsonl", ".json", ".yaml", ".yml")
+MAX_FORM_SIMILAR = 200
+
+
+def _user() -> Any:
+    user = current_user()
+    assert user is not None  # every view here is behind login_required
+    return user
+
+
+def _today() -> date:
+    return services().kb.today()  # type: ignore[no-any-return]
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").replace("\r", "").split("\n") if line.strip()]
+
+
+def _date(form: MultiDict[str, str], name: str) -> date | None:
+    value = (form.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidEntry(name, f"“{value}”不是日期（格式 YYYY-MM-DD）") from None
+
+
+def entry_from_form(form: MultiDict[str, str], *, entry_id: int | None, version: int) -> Entry:
+    """The entry an edit form describes.
+
+    Raises:
+        InvalidEntry: a field is missing or malformed; the message names it.
+    """
+    similar = _lines(form.get("similar_questions", ""))
+    if len(similar) > MAX_FORM_SIMILAR:
+        raise InvalidEntry("similar_questions", f"{len(similar)} 条相似问法，最多 {MAX_FORM_SIMILAR} 条")
+    regions = []
+    for name in _lines(form.get("regions", "")):
+        try:
+            regions.append(Region.parse(name))
+        except ValueError as exc:
+            raise InvalidEntry("regions", str(exc)) from None
+    return Entry(
+        key=form.get("key", "").strip(),
+        question=form.get("question", ""),
+        similar_questions=tuple(similar),
+        answer=form.get("answer", "").replace("\r\n", "\n").strip(),
+        department=form.get("department", "").strip(),
+        category=form.get("category", "").strip(),
+        regions=tuple(regions),
+        policy=PolicyBasis(
+            form.get("policy_title", "").strip(),
+            form.get("policy_number", "").strip(),
+            form.get("policy_url", "").strip(),
+        ),
+        effective_date=_date(form, "effective_date"),
+        expiry_date=_date(form, "expiry_date"),
+        tags=tuple(t.strip() for t in form.get("tags", "").replace("，", ",").split(",") if t.strip()),
+        status=Status.DRAFT,
+        id=entry_id,
+        version=version,
+    )
+
+
+def _form_values(entry: Entry | None, form: MultiDict[str, str] | None = None) -> dict[str, str]:
+    """What the form shows: the posted values when re-showing a refused save (nothing typed is lost)."""
+    if form is not None:
+        return {k: form.get(k, "") for k in form}
+    if entry is None:
+        return {}
+    return {
+        "key": entry.key,
+        "question": entry.question,
+        "similar_questions": "\n".join(entry.similar_questions),
+        "answer": entry.answer,
+        "department": entry.department,
+        "category": entry.category,
+        "regions": "\n".join(str(r) for r in entry.regions),
+        "policy_title": entry.policy.title,
+        "policy_number": entry.policy.number,
+        "policy_url": entry.policy.url,
+        "effective_date": entry.effective_date.isoformat() if entry.effective_date else "",
+        "expiry_date": entry.expiry_date.isoformat() if entry.expiry_date else "",
+        "tags": ", ".join(entry.tags),
+    }
+
+
+def _int(value: str | None, name: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        abort(400, description=f"{name} 缺失或不是整数")
+
+
+def _audit(action: str, target: str, detail: dict[str, Any]) -> None:
+    services().accounts.audit(_user().username, action, target, detail, ip=client_address())
+
+
+# -- dashboard ------------------------------------------------------------------
+
+
+@admin.get("/")
+@login_required("editor")
+def home() -> Any:
+    from knowledge_base.reports import build_dashboard
+    from web_widget import charts
+
+    svc = services()
+    days = min(max(_int(request.args.get("days") or "30", "days"), 1), 365)
+    svc.interactions, svc.queue  # noqa: B018 - their tables must exist before the dashboard reads them
+    board = build_dashboard(
+        svc.db.query, svc.kb.store.entries(), today=_today(), days=days, normalise=svc.kb.normaliser.normalise
+    )
+    labels = board.labels
+    rates = {
+        "直接答复": [r.answer_rate for r in board.rates],
+        "澄清": [r.clarify_rate for r in board.rates],
+        "无法回答": [r.no_answer_rate for r in board.rates],
+    }
+    channel_names = {"web": "网站", "hotline": "热线"}
+    questions = {channel_names.get(c, c): list(v) for c, v in board.questions.items()}
+    feedback = {
+        "有用": [f.useful for f in board.feedback_per_day],
+        "没用": [f.not_useful for f in board.feedback_per_day],
+    }
+    figures = [
+        (
+            charts.line_chart(questions, labels, title="每日咨询量（按渠道）"),
+            charts.data_table(questions, labels, caption="每日咨询量", totals=True),
+        ),
+        (
+            charts.stacked_bar_chart(rates, labels, title="每日答复 / 澄清 / 无法回答比例", percent=True),
+            charts.data_table(rates, labels, caption="每日决策比例", percent=True),
+        ),
+        (
+            charts.bar_chart(feedback, labels, title="市民反馈（有用 / 没用）"),
+            charts.data_table(feedback, labels, caption="每日反馈", totals=True),
+        ),
+        (
+            charts.bar_chart({"工单": list(board.work_orders)}, labels, title="每日新建工单"),
+            charts.data_table({"工单": list(board.work_orders)}, labels, caption="每日工单", totals=True),
+        ),
+    ]
+    return render_template("admin/home.html", board=board, figures=figures, days=days)
+
+
+# -- entries --------------------------------------------------------------------
+
+
+@admin.get("/entries")
+@login_required("editor")
+def entries() -> Any:
+    svc = services()
+    args = request.args
+    q = (args.get("q") or "").strip()[:100]
+    department, category = (args.get("department") or "").strip(), (args.get("category") or "").strip()
+    region, status = (args.get("region") or "").strip(), (args.get("status") or "").strip()
+    expiring = args.get("expiring") == "1"
+    all_entries = svc.kb.store.entries()
+    today = _today()
+    shown = []
+    for e in all_entries:
+        if q and q not in e.question and q not in e.key and not any(q in s for s in e.similar_questions):
+            continue
+        if department and department != e.department:
+            continue
+        if category and category != e.category:
+            continue
+        if region and not any(region in str(r) for r in e.regions):
+            continue
+        if status and e.status.value != status:
+            continue
+        if expiring and not (e.expiry_date and today <= e.expiry_date <= today + timedelta(days=30)):
+            continue
+        shown.append(e)
+    page = max(_int(args.get("page") or "1", "page"), 1)
+    pages = max((len(shown) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    return render_template(
+        "admin/entries.html",
+        entries=shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+        total=len(shown),
+        page=page,
+        pages=pages,
+        departments=sorted({e.department for e in all_entries if e.department}),
+        categories=sorted({e.category for e in all_entries if e.category}),
+        statuses=list(Status),
+        args=args,
+        base_args={k: v for k, v in args.items() if k != "page"},
+        today=today,
+    )
+
+
+def _entry_or_404(entry_id: int) -> Entry:
+    try:
+        return services().kb.get(entry_id)  # type: ignore[no-any-return]
+    except EntryNotFound:
+        abort(404, description=f"没有编号为 {entry_id} 的条目")
+
+
+@admin.get("/entries/<int:entry_id>")
+@login_required("editor")
+def entry(entry_id: int) -> Any:
+    current = _entry_or_404(entry_id)
+    drafts = services().workflow.drafts(entry_id=entry_id)
+    return render_template("admin/entry.html", entry=current, drafts=drafts, today=_today())
+
+
+@admin.get("/entries/new")
+@login_required("editor")
+def new_entry() -> Any:
+    values = {"question": (request.args.get("question") or "")[:500]}
+    return render_template("admin/edit.html", values=values, draft=None, entry=None, findings=[], diff=None)
+
+
+@admin.get("/entries/<int:entry_id>/edit")
+@login_required("editor")
+def edit_entry(entry_id: int) -> Any:
+    current = _entry_or_404(entry_id)
+    values = _form_values(current)
+    values["entry_version"] = str(current.version)
+    return render_template("admin/edit.html", values=values, draft=None, entry=current, findings=[], diff=None)
+
+
+@admin.post("/entries/<int:entry_id>/status")
+@login_required("reviewer")
+def entry_status(entry_id: int) -> Any:
+    form = request.form
+    try:
+        stored = services().workflow.set_status(
+            entry_id,
+            form.get("status", ""),
+            expected_version=_int(form.get("version"), "version"),
+            author=_user().username,
+        )
+    except StaleVersion as exc:
+        flash(f"操作被拒绝：{exc}", "error")
+    except (InvalidEntry, EntryNotFound) as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"条目 {stored.key or stored.id} 已{'归档' if stored.status is Status.ARCHIVED else '发布'}", "ok")
+    return redirect(url_for("admin.entry", entry_id=entry_id))
+
+
+@admin.get("/entries/<int:entry_id>/history")
+@login_required("editor")
+def history(entry_id: int) -> Any:
+    current = _entry_or_404(entry_id)
+    revisions = services().kb.revisions(entry_id)
+    return render_template("admin/history.html", entry=current, revisions=list(reversed(revisions)))
+
+
+@admin.get("/entries/<int:entry_id>/revisions/<int:revision_id>")
+@login_required("editor")
+def revision(entry_id: int, revision_id: int) -> Any:
+    current = _entry_or_404(entry_id)
+    found = next((r for r in services().kb.revisions(entry_id) if r.id == revision_id), None)
+    if found is None:
+        abort(404, description=f"条目 {entry_id} 没有修订 {revision_id}")
+    against = request.args.get("against") == "current"
+    before, after = (found.after, current) if against else (found.before, found.after)
+    return render_template(
+        "admin/revision.html", entry=current, revision=found, diff=entry_diff(before, after), against=against
+    )
+
+
+@admin.post("/entries/<int:entry_id>/rollback/<int:revision_id>")
+@login_required("reviewer")
+def rollback(entry_id: int, revision_id: int) -> Any:
+    try:
+        stored = services().workflow.rollback(
+            entry_id,
+            revision_id,
+            expected_version=_int(request.form.get("version"), "version"),
+            author=_user().username,
+        )
+    except StaleVersion as exc:
+        flash(f"回滚被拒绝：条目已被他人修改，请刷新后再试（{exc}）", "error")
+        return redirect(url_for("admin.history", entry_id=entry_id))
+    except (InvalidEntry, EntryNotFound) as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.history", entry_id=entry_id))
+    flash(f"已回滚到修订 {revision_id}，生成新版本 {stored.version}", "ok")
+    return redirect(url_for("admin.entry", entry_id=entry_id))
+
+
+# -- drafts and review ------------------------------------------------------------
+
+
+@admin.get("/drafts")
+@login_required("editor")
+def drafts() -> Any:
+    return render_template("admin/drafts.html", drafts=services().workflow.drafts())
+
+
+def _show_draft_form(
+    values: dict[str, str], draft: Any, entry: Entry | None, findings: list[Any], status: int = 200
+) -> Any:
+    diff = entry_diff(entry, draft.entry) if draft is not None and entry is not None else None
+    return render_template(
+        "admin/edit.html", values=values, draft=draft, entry=entry, findings=findings, diff=diff
+    ), status
+
+
+@admin.get("/drafts/<int:draft_id>")
+@login_required("editor")
+def draft(draft_id: int) -> Any:
+    from knowledge_base.quality import check_entry
+
+    svc = services()
+    try:
+        found = svc.workflow.draft(draft_id)
+    except EntryNotFound:
+        abort(404, description=f"没有草稿 {draft_id}")
+    entry = _maybe_entry(found.entry_id)
+    findings = check_entry(svc.fresh_kb(), found.entry.replace(id=found.entry_id), today=_today())
+    return _show_draft_form(_form_values(found.entry), found, entry, findings)
+
+
+def _maybe_entry(entry_id: int | None) -> Entry | None:
+    if entry_id is None:
+        return None
+    try:
+        return services().kb.get(entry_id)  # type: ignore[no-any-return]
+    except EntryNotFound:
+        return None
+
+
+@admin.post("/drafts")
+@admin.post("/drafts/<int:draft_id>")
+@login_required("editor")
+def save_draft(draft_id: int | None = None) -> Any:
+    """Save (and optionally submit) a draft; a refused save shows the form again with everything typed."""
+    from knowledge_base.quality import check_entry
+
+    svc = services()
+    form = request.form
+    user = _user()
+    existing = None
+    if draft_id is not None:
+        try:
+            existing = svc.workflow.draft(draft_id)
+        except EntryNotFound:
+            abort(404, description=f"没有草稿 {draft_id}")
+    entry_id = (
+        existing.entry_id if existing else (_int(form.get("entry_id"), "entry_id") if form.get("entry_id") else None)
+    )
+    base_version = existing.base_version if existing else _int(form.get("entry_version") or "0", "entry_version")
+    current = _maybe_entry(entry_id)
+    values = _form_values(None, form)
+    try:
+        proposed = entry_from_form(form, entry_id=entry_id, version=base_version)
+        saved = svc.workflow.save(
+            proposed,
+            author=user.username,
+            draft_id=draft_id,
+            expected_version=_int(form.get("draft_version") or "0", "draft_version"),
+        )
+        if form.get("action") == "submit":
+            saved = svc.workflow.submit(saved.id, expected_version=saved.version, author=user.username)
+    except StaleVersion as exc:
+        flash(f"保存被拒绝：{exc}", "error")
+        return _show_draft_form(values, existing, current, [], 409)
+    except InvalidEntry as exc:
+        flash(f"未保存：{exc}", "error")
+        return _show_draft_form(values, existing, current, [], 400)
+    findings = check_entry(svc.fresh_kb(), saved.entry.replace(id=entry_id), today=_today())
+    submitted = "并提交审核" if saved.state == "in_review" else ""
+    flash(f"草稿已保存{submitted}（草稿 {saved.id}，第 {saved.version} 版）", "ok")
+    if findings:
+        flash(f"质量检查发现 {len(findings)} 个问题，请查看下方提示", "warn")
+    return redirect(url_for("admin.draft", draft_id=saved.id))
+
+
+@admin.post("/drafts/<int:draft_id>/<action>")
+@login_required("editor")
+def draft_action(draft_id: int, action: str) -> Any:
+    svc = services()
+    user = _user()
+    form = request.form
+    version = _int(form.get("draft_version"), "draft_version")
+    needs_reviewer = action in ("publish", "reject")
+    if needs_reviewer and not svc.accounts.can(user, "reviewer"):
+        svc.accounts.audit(user.username, "access.denied", request.path, {"needs": "reviewer"})
+        abort(403, description="只有审核员可以发布或退回草稿")
+    try:
+        if action == "submit":
+            svc.workflow.submit(draft_id, expected_version=version, author=user.username)
+            flash("已提交审核", "ok")
+        elif action == "discard":
+            svc.workflow.discard(draft_id, expected_version=version, author=user.username)
+            flash("草稿已放弃", "ok")
+        elif action == "reject":
+            svc.workflow.reject(draft_id, expected_version=version, reviewer=user.username, note=form.get("note", ""))
+            flash("已退回给编辑", "ok")
+        elif action == "publish":
+            stored = svc.workflow.publish(draft_id, expected_version=version, reviewer=user.username)
+            flash(f"已发布：条目 {stored.key or stored.id} 第 {stored.version} 版，市民和话务员现在就能查到", "ok")
+            return redirect(url_for("admin.entry", entry_id=stored.id))
+        else:
+            abort(404, description=f"未知操作 {action}")
+    except StaleVersion as exc:
+        flash(f"操作被拒绝：{exc}", "error")
+    except (InvalidEntry, EntryNotFound) as exc:
+        flash(f"操作未完成：{exc}", "error")
+    except KnowledgeBaseError as exc:
+        flash(f"操作未完成：{exc}", "error")
+    return redirect(url_for("admin.draft", draft_id=draft_id))
+
+
+# -- test pane ----------------------------------------------------------------------
+
+
+@admin.route("/test", methods=["GET", "POST"])
+@login_required("editor")
+def test_pane() -> Any:
+    question = (request.values.get("q") or "").strip()
+    region = (request.values.get("region") or "").strip()[:40]
+    result, error = None, ""
+    if question:
+        try:
+            result = services().fresh_kb().search(question, region=region or None, top_k=10, explain=True)
+        except ValueError as exc:
+            error = str(exc)
+    return render_template("admin/test.html", question=question, region=region, result=result, error=error)
+
+
+# -- curation queue -----------------------------------------------------------------
+
+
+@admin.get("/queue")
+@login_required("editor")
+def queue() -> Any:
+    days = min(max(_int(request.args.get("days") or "30", "days"), 1), 365)
+    clusters = services().queue.clusters(days=days)
+    return render_template("admin/queue.html", clusters=clusters, days=days)
+
+
+@admin.post("/queue/add")
+@login_required("editor")
+def queue_add() -> Any:
+    """Add a cluster's questions as similar questions of an entry: a draft for review."""
+    svc = services()
+    form = request.form
+    questions = [q[:500] for q in form.getlist("question") if q.strip()][:50]
+    entry_id = _int(form.get("entry_id"), "entry_id")
+    current = _entry_or_404(entry_id)
+    if not questions:
+        abort(400, description="没有选择要加入的问题")
+    try:
+        proposed = current.replace(similar_questions=(*current.similar_questions, *questions), status=Status.DRAFT)
+        saved = svc.workflow.save(proposed, author=_user().username)
+    except InvalidEntry as exc:
+        flash(f"未能加入：{exc}", "error")
+        return redirect(url_for("admin.queue"))
+    svc.queue.resolve(questions, action=f"draft:{saved.id}", actor=_user().username)
+    flash(f"已将 {len(questions)} 个问法加入条目 {current.key or current.id} 的草稿，请检查后提交审核", "ok")
+    return redirect(url_for("admin.draft", draft_id=saved.id))
+
+
+@admin.post("/queue/dismiss")
+@login_required("editor")
+def queue_dismiss() -> Any:
+    questions = [q[:500] for q in request.form.getlist("question") if q.strip()][:200]
+    if not questions:
+        abort(400, description="没有选择要处理的问题")
+    count = services().queue.resolve(questions, action="dismissed", actor=_user().username)
+    _audit("queue.dismiss", "", {"questions": questions[:20], "count": count})
+    flash(f"已忽略 {count} 个问法", "ok")
+    return redirect(url_for("admin.queue"))
+
+
+# -- import / export ----------------------------------------------------------------
+
+
+@admin.get("/transfer")
+@login_required("editor")
+def transfer() -> Any:
+    return render_template("admin/transfer.html", problems=[], summary=None)
+
+
+@admin.get("/export")
+@login_required("editor")
+def export() -> Any:
+    from knowledge_base.transfer import write_entries
+
+    fmt = EXPORT_FORMATS.get(request.args.get("format", "xlsx"))
+    if fmt is None:
+        abort(400, description="格式只能是 xlsx、csv 或 jsonl")
+    entries = services().kb.store.entries()
+    with tempfile.TemporaryDirectory(prefix="hotline-export-") as folder:
+        path = Path(folder) / f"knowledge_base.{fmt}"
+        write_entries(entries, path, format=fmt)
+        data = path.read_bytes()
+    _audit("kb.export", fmt, {"entries": len(entries)})
+    name = f"hotline-kb-{date.today():%Y%m%d}.{fmt}"
+    return send_file(io.BytesIO(data), as_attachment=True, download_name=name)
+
+
+@admin.post("/import")
+@login_required("reviewer")
+def import_file() -> Any:
+    """Import a file all-or-nothing; every bad cell is reported with its row and column."""
+    from knowledge_base.transfer import read_entries
+
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        abort(400, description="请选择要导入的文件")
+    suffix = Path(upload.filename).suffix.lower()
+    if suffix not in IMPORT_SUFFIXES:
+        abort(400, description=f"不支持的文件类型 {suffix or '（无扩展名）'}；支持 {'、'.join(IMPORT_SUFFIXES)}")
+    encoding = "gbk" if request.form.get("encoding") == "gbk" else "utf-8"
+    with tempfile.TemporaryDirectory(prefix="hotline-import-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        upload.save(path)
+        try:
+            entries = read_entries(path, encoding=encoding)
+            summary = services().kb.import_entries(entries, author=_user().username)
+        except ImportRejected as exc:
+            problems = [str(p).replace(str(path), upload.filename) for p in exc.problems[:200]]
+            _audit("kb.import.rejected", upload.filename, {"problems": len(exc.problems)})
+            return render_template("admin/transfer.html", problems=problems, total=len(exc.problems), summary=None), 400
+        except (InvalidEntry, ValueError, KnowledgeBaseError) as exc:
+            return render_template("admin/transfer.html", problems=[str(exc)], total=1, summary=None), 400
+    _audit("kb.import", upload.filename, {"added": summary.added, "updated": summary.updated})
+    return render_template("admin/transfer.html", problems=[], summary=summary)
+
+
+# -- dictionaries -------------------------------------------------------------------
+
+
+@admin.get("/dictionaries")
+@login_required("editor")
+def dictionaries() -> Any:
+    from knowledge_base.dictionaries import EDITABLE
+
+    store = services().dictionaries
+    return render_template("admin/dictionaries.html", tables=[store.table(n) for n in EDITABLE])
+
+
+@admin.route("/dictionaries/<name>", methods=["GET", "POST"])
+@login_required("editor")
+def dictionary(name: str) -> Any:
+    from knowledge_base.dictionaries import EDITABLE
+
+    if name not in EDITABLE:
+        abort(404, description=f"没有词典 {name}")
+    store = services().dictionaries
+    if request.method == "POST":
+        if not services().accounts.can(_user(), "reviewer"):
+            abort(403, description="词典修改会立即影响所有答复，需要审核员权限")
+        content = request.form.get("content", "")
+        try:
+            saved = store.save(
+                name, content, expected_version=_int(request.form.get("version"), "version"), author=_user().username
+            )
+        except (InvalidEntry, StaleVersion) as exc:
+            flash(f"未保存：{exc}", "error")
+            table = store.table(name)
+            return render_template("admin/dictionary.html", table=table, content=content), 400
+        _audit("dictionary.save", name, {"version": saved.version})
+        services().fresh_kb(force=True)  # this worker applies it now; the others within seconds
+        flash(f"{saved.title}已保存（第 {saved.version} 版），已重建索引并生效", "ok")
+        return redirect(url_for("admin.dictionary", name=name))
+    table = store.table(name)
+    return render_template("admin/dictionary.html", table=table, content=table.content)
+
+
+# -- users and audit ------------------------------------------------------------------
+
+
+@admin.route("/users", methods=["GET", "POST"])
+@login_required("admin")
+def users() -> Any:
+    from knowledge_base.accounts import ROLE_NAMES, AccountError
+
+    accounts = services().accounts
+    if request.method == "POST":
+        form = request.form
+        action, username = form.get("action", ""), form.get("username", "")
+        try:
+            if action == "create":
+                accounts.create_user(
+                    username,
+                    form.get("password", ""),
+                    form.get("role", ""),
+                    display_name=form.get("display_name", ""),
+                    actor=_user().username,
+                )
+                flash(f"已创建用户 {username}", "ok")
+            elif action == "role":
+                accounts.set_role(username, form.get("role", ""), actor=_user().username)
+                flash(f"已修改 {username} 的角色", "ok")
+            elif action in ("disable", "enable"):
+                accounts.set_disabled(username, action == "disable", actor=_user().username)
+                flash(f"已{'停用' if action == 'disable' else '启用'} {username}", "ok")
+            elif action == "password":
+                accounts.set_password(username, form.get("password", ""), actor=_user().username)
+                flash(f"已重设 {username} 的密码", "ok")
+            else:
+                abort(400, description=f"未知操作 {action}")
+        except AccountError as exc:
+            flash(f"未完成：{exc}", "error")
+            return render_template("admin/users.html", users=accounts.users(), roles=ROLE_NAMES), 400
+        return redirect(url_for("admin.users"))
+    return render_template("admin/users.html", users=accounts.users(), roles=ROLE_NAMES)
+
+
+@admin.get("/audit")
+@login_required("admin")
+def audit() -> Any:
+    actor = (request.args.get("actor") or "").strip()[:100]
+    target = (request.args.get("target") or "").strip()[:200]
+    rows = services().accounts.audit_log(limit=500, actor=actor, target=target)
+    return render_template("admin/audit.html", rows=rows, actor=actor, target=target)

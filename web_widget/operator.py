@@ -1,0 +1,241 @@
+"""The operator console: what a hotline operator uses on a live call.
+
+The operator types the caller's question and sees the knowledge base's best
+entries as they type, copies an answer or reads its spoken version aloud,
+reports whether it helped (:mod:`knowledge_base.operator_log`), and opens a
+work order (工单) when the knowledge base cannot settle the call.
+
+Every route needs a signed-in staff member whose role includes ``operator``.
+Phone and ID numbers are masked everywhere except the work order's own page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+
+from knowledge_base.errors import EntryNotFound, InvalidEntry
+from knowledge_base.operator_log import MAX_QUERY, OperatorLog
+from knowledge_base.privacy import mask
+from knowledge_base.records import Hit
+from knowledge_base.speech import spoken_answer
+from web_widget.auth import current_user, login_required
+from web_widget.services import services
+
+log = logging.getLogger("hotline.web")
+
+operator = Blueprint("operator", __name__, url_prefix="/operator")
+
+TOP_K = 5
+OPEN_ORDERS_SHOWN = 50
+MAX_ORDER_ENTRIES = 20
+MAX_FIELD = {"name": 50, "phone": 40, "region": 40}
+# Offered in the region box; any province, city or district the knowledge base knows is accepted too.
+GUANGDONG_CITIES = (
+    "广州市", "深圳市", "珠海市", "汕头市", "佛山市", "韶关市", "河源市", "梅州市", "惠州市", "汕尾市", "东莞市",
+    "中山市", "江门市", "阳江市", "湛江市", "茂名市", "肇庆市", "清远市", "潮州市", "揭阳市", "云浮市",
+)  # fmt: skip
+FIELD_NAMES = {"question": "来电问题", "description": "问题描述", "name": "姓名", "phone": "联系电话", "region": "地区"}
+# What to tell the operator when the store refuses a field (its own messages are for developers).
+REFUSED = {
+    "description": "请填写问题描述（最多2000字）",
+    "phone": "联系电话格式不对：手机号11位，座机请带区号",
+    "query": "查询的问题为空或超过1000字",
+    "outcome": "未知的结果类型",
+    "entry_key": "条目编号不正确",
+    "reason": "请填写原因（最多500字）",
+    "kb_version": "知识库版本号不正确",
+}
+DECISION_NAMES = {
+    "answer": "建议直接答复第1条",
+    "clarify": "有几条相近，请与来电人确认问的是哪一条",
+    "no_answer": "知识库中没有把握的答案，可新建工单",
+}
+
+
+def _username() -> str:
+    user = current_user()
+    assert user is not None  # login_required let the request through
+    return str(user.username)
+
+
+def _operator_log() -> OperatorLog:
+    # One per app: creating it checks the table, which need not happen on every report.
+    found: OperatorLog | None = current_app.extensions.get("hotline_operator_log")
+    if found is None:
+        found = current_app.extensions["hotline_operator_log"] = OperatorLog(services().db)
+    return found
+
+
+def _json_body() -> dict[str, Any] | None:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else None
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    """One search hit as the console shows it: the entry, its scores and its read-aloud version."""
+    entry = hit.entry
+    source = {
+        "department": entry.department,
+        "policy_title": entry.policy.title,
+        "policy_number": entry.policy.number,
+        "effective_date": entry.effective_date.isoformat() if entry.effective_date else "",
+    }
+    return {
+        "key": entry.key,
+        "question": entry.question,
+        "matched_phrasing": hit.matched_phrasing,
+        "score": round(hit.score, 3),
+        "answer": entry.answer,
+        "spoken": spoken_answer(entry.answer, source),
+        "department": entry.department,
+        "category": entry.category,
+        "policy": {"title": entry.policy.title, "number": entry.policy.number, "url": entry.policy.url},
+        "effective_date": source["effective_date"] or None,
+        "expiry_date": entry.expiry_date.isoformat() if entry.expiry_date else None,
+        "regions": [str(r) for r in entry.regions],
+    }
+
+
+# -- pages ---------------------------------------------------------------------
+
+
+@operator.get("")
+@login_required("operator")
+def console() -> str:
+    """The console page; everything on it is filled in by static/operator.js."""
+    return render_template("operator/console.html", cities=GUANGDONG_CITIES, max_query=MAX_QUERY)
+
+
+@operator.get("/work_orders/<number>")
+@login_required("operator")
+def work_order_page(number: str) -> str:
+    """One work order in full: the only view with the caller's whole phone number (the view is audited)."""
+    try:
+        order = services().interactions.work_order(number)
+    except EntryNotFound:
+        abort(404, description=f"没有编号为 {number[:40]} 的工单")
+    services().accounts.audit(_username(), "work_order.view", order.number, {})
+    return render_template("operator/work_order.html", order=order)
+
+
+# -- APIs ----------------------------------------------------------------------
+
+
+@operator.get("/api/search")
+@login_required("operator")
+def search() -> Any:
+    """``?q=...&region=...``: the decision and the top entries for the caller's question."""
+    if not current_app.config["HOTLINE_LIMITER"].allow(f"search:{_username()}"):
+        return jsonify(error="查询过于频繁，请稍等片刻再试（每分钟次数有上限）"), 429
+    query = request.args.get("q", "")
+    region = request.args.get("region", "").strip()[: MAX_FIELD["region"]]
+    if not query.strip():
+        return jsonify(error="请输入来电人的问题再查询"), 400
+    try:
+        result = services().kb.search(query, region=region or None, top_k=TOP_K)
+    except ValueError as exc:  # an unknown region (the query itself was checked above)
+        return jsonify(error=f"无法按此条件查询：{exc}"), 400
+    except Exception:
+        log.exception("operator search failed")
+        return jsonify(error="知识库暂时无法查询，请稍后重试或按工单流程处理"), 503
+    return jsonify(
+        query=result.query,
+        decision=result.decision.value,
+        decision_text=DECISION_NAMES.get(result.decision.value, ""),
+        reason=result.reason,
+        kb_version=result.kb_version,
+        truncated=result.truncated,
+        max_query=services().settings.max_query_chars,
+        hits=[hit_json(hit) for hit in result.hits[:TOP_K]],
+    )
+
+
+@operator.post("/api/report")
+@login_required("operator")
+def report() -> Any:
+    """JSON ``{query, outcome, entry_key, reason, kb_version}``: the operator's verdict on a suggestion."""
+    body = _json_body()
+    if body is None:
+        return jsonify(error="请求体必须是 JSON 对象"), 400
+    kb_version = body.get("kb_version")
+    if kb_version is None:
+        kb_version = services().kb.kb_version
+    try:
+        stored = _operator_log().record(
+            _username(),
+            body.get("query", ""),  # record checks every value's type
+            body.get("outcome", ""),
+            body.get("entry_key") or "",
+            body.get("reason") or "",
+            kb_version=kb_version,
+        )
+    except InvalidEntry as exc:
+        return jsonify(error=f"未能记录：{REFUSED.get(exc.field, exc.message)}", field=exc.field, detail=str(exc)), 400
+    return jsonify(id=stored.id, outcome=stored.outcome, entry_key=stored.entry_key), 201
+
+
+@operator.post("/api/work_orders")
+@login_required("operator")
+def create_work_order() -> Any:
+    """JSON ``{question, description, name, phone, region, entries}``: a work order for this call."""
+    body = _json_body()
+    if body is None:
+        return jsonify(error="请求体必须是 JSON 对象"), 400
+    fields: dict[str, str] = {}
+    limits = {"question": MAX_QUERY, "description": None, **MAX_FIELD}
+    for name, limit in limits.items():
+        value = body.get(name) or ""
+        if not isinstance(value, str):
+            return jsonify(error=f"{FIELD_NAMES[name]}必须是文字", field=name), 400
+        if limit is not None and len(value.strip()) > limit:
+            too_long = f"{FIELD_NAMES[name]}最多 {limit} 个字（现有 {len(value.strip())} 个）"
+            return jsonify(error=too_long, field=name), 400
+        fields[name] = value.strip()
+    entries = body.get("entries") or []
+    if (
+        not isinstance(entries, list)
+        or len(entries) > MAX_ORDER_ENTRIES
+        or not all(isinstance(k, str) and 0 < len(k) <= 64 for k in entries)
+    ):
+        return jsonify(error=f"entries 须为条目编号的列表（最多 {MAX_ORDER_ENTRIES} 个）", field="entries"), 400
+    question = fields.pop("question")
+    try:
+        order = services().interactions.create_work_order(
+            channel="hotline-operator",
+            sender_id=_username(),
+            transcript=[{"role": "caller", "text": question}] if question else [],
+            entries=list(dict.fromkeys(entries)),
+            **fields,
+        )
+    except InvalidEntry as exc:
+        reason = REFUSED.get(exc.field, exc.message)
+        return jsonify(error=f"未能创建工单：{reason}", field=exc.field, detail=str(exc)), 400
+    services().accounts.audit(_username(), "work_order.create", order.number, {"channel": "hotline-operator"})
+    return jsonify(number=order.number, url=url_for(".work_order_page", number=order.number)), 201
+
+
+@operator.get("/api/work_orders")
+@login_required("operator")
+def open_work_orders() -> Any:
+    """The newest open work orders, phone and ID numbers masked (the full ones only on each order's page)."""
+    orders = services().interactions.work_orders(status="open", limit=OPEN_ORDERS_SHOWN)
+    return jsonify(
+        work_orders=[
+            {
+                "number": o.number,
+                "created_at": o.created_at.isoformat(timespec="minutes"),
+                "channel": o.channel,
+                "region": o.region,
+                "name": mask(o.name),
+                "phone": mask(o.phone),
+                "description": mask(o.description),
+                "entries": o.entries,
+                "status": o.status,
+                "url": url_for(".work_order_page", number=o.number),
+            }
+            for o in orders
+        ]
+    )

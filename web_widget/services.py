@@ -1,0 +1,137 @@
+"""What the web app's pages use, built on first use (never at import) and shared by its threads.
+
+The knowledge base loads the embedding model, so it is built once per web worker,
+on the first page that searches; ``hotline web`` warms it before serving.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import current_app
+
+from knowledge_base.settings import Settings
+
+
+class Services:
+    """The parts of one web worker: database, knowledge base, accounts, workflow, interactions, Redis.
+
+    Args:
+        settings: the deployment's settings.
+        kb: a knowledge base to use instead of building the configured one (tests pass one on a fake embedder).
+        db: the database (default: the configured one).
+        redis: a Redis client (default: from ``redis_url``; None when it is empty).
+    """
+
+    def __init__(self, settings: Settings, *, kb: Any = None, db: Any = None, redis: Any = None) -> None:
+        self.settings = settings
+        self._kb = kb
+        self._db = db
+        self._redis = redis
+        self._lock = threading.RLock()
+        self._accounts: Any = None
+        self._workflow: Any = None
+        self._interactions: Any = None
+        self._dictionaries: Any = None
+        self._watcher: Any = None
+        self._queue: Any = None
+
+    @property
+    def db(self) -> Any:
+        with self._lock:
+            if self._db is None:
+                if self._kb is not None and getattr(self._kb.store, "db", None) is not None:
+                    self._db = self._kb.store.db
+                else:
+                    from knowledge_base.factory import open_database
+
+                    self._db = open_database(self.settings)
+            return self._db
+
+    @property
+    def kb(self) -> Any:
+        with self._lock:
+            if self._kb is None:
+                from knowledge_base.factory import open_knowledge_base
+
+                self._kb = open_knowledge_base(self.settings, db=self.db)
+            return self._kb
+
+    @property
+    def accounts(self) -> Any:
+        with self._lock:
+            if self._accounts is None:
+                from knowledge_base.accounts import AccountStore
+
+                self._accounts = AccountStore(self.db)
+            return self._accounts
+
+    @property
+    def workflow(self) -> Any:
+        with self._lock:
+            if self._workflow is None:
+                from knowledge_base.workflow import Workflow
+
+                accounts = self.accounts
+                self._workflow = Workflow(
+                    self.kb,
+                    self.db,
+                    audit=lambda actor, action, target, detail: accounts.audit(actor, action, target, detail),
+                )
+            return self._workflow
+
+    @property
+    def interactions(self) -> Any:
+        with self._lock:
+            if self._interactions is None:
+                from knowledge_base.interactions import InteractionStore
+
+                self._interactions = InteractionStore(self.db)
+            return self._interactions
+
+    @property
+    def dictionaries(self) -> Any:
+        with self._lock:
+            if self._dictionaries is None:
+                from knowledge_base.dictionaries import DictionaryStore
+
+                self._dictionaries = DictionaryStore(self.db)
+            return self._dictionaries
+
+    @property
+    def queue(self) -> Any:
+        with self._lock:
+            if self._queue is None:
+                from knowledge_base.curation import CurationQueue
+
+                self.interactions  # noqa: B018 - the queue reads its tables
+                self._queue = CurationQueue(self.kb, self.db)
+            return self._queue
+
+    def fresh_kb(self, *, force: bool = False) -> Any:
+        """The knowledge base, with edited dictionaries applied first (checked every few seconds)."""
+        kb = self.kb
+        with self._lock:
+            if self._watcher is None:
+                from knowledge_base.dictionaries import DictionaryWatcher
+
+                self._watcher = DictionaryWatcher(kb, self.dictionaries)
+        self._watcher.refresh(force=force)
+        return kb
+
+    @property
+    def redis(self) -> Any:
+        with self._lock:
+            url = getattr(self.settings, "redis_url", "")
+            if self._redis is None and url:
+                import redis
+
+                self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+            return self._redis
+
+
+def services() -> Services:
+    """The current app's services."""
+    found: Services = current_app.extensions["hotline"]
+    return found
