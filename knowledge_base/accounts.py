@@ -245,7 +245,7 @@ class AccountStore:
         )
 
     def audit_log(self, *, limit: int = 200, actor: str = "", target: str = "") -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM audit_log WHERE 1=1", []
+        sql, args = "SELECT * FROM audit_log WHERE 1=1", list[Any]()
         if actor:
             sql, args = sql + " AND actor=?", [*args, actor]
         if target:

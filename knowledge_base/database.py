@@ -34,6 +34,7 @@ import itertools
 import re
 import sqlite3
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -46,7 +47,17 @@ from knowledge_base.errors import DatabaseError
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["Database", "IntegrityError", "PostgresDatabase", "SQLiteDatabase", "open_database", "redact_url"]
+__all__ = [
+    "Database",
+    "IntegrityError",
+    "PostgresDatabase",
+    "SQLiteDatabase",
+    "open_database",
+    "postgres_ddl",
+    "postgres_sql",
+    "redact_url",
+    "split_statements",
+]
 
 
 class IntegrityError(sqlite3.IntegrityError):
@@ -252,6 +263,14 @@ def postgres_ddl(statement: str) -> str:
 _memory_names = itertools.count(1)
 
 
+class _Connection(sqlite3.Connection):
+    """sqlite3's connection, subclassed only so the database can hold it weakly.
+
+    A thread's connection then goes when the thread does (threading.local lets go of it),
+    while :meth:`SQLiteDatabase.close` can still close those that are alive.
+    """
+
+
 class SQLiteDatabase(Database):
     """A SQLite file (WAL, 30 s busy timeout) or a private in-memory database.
 
@@ -279,19 +298,26 @@ class SQLiteDatabase(Database):
         # Shared-cache tables lock with SQLITE_LOCKED, which the busy timeout does not wait out,
         # so an in-memory database serialises its threads in Python instead.
         self._memory_lock = threading.RLock() if self.memory else None
-        self._all: list[sqlite3.Connection] = []
+        self._all: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         self._all_lock = threading.Lock()
         self._keeper = self._connect()  # keeps an in-memory database alive
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._target, uri=self.memory, timeout=30, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self._target,
+            uri=self.memory,
+            timeout=30,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
+        )
         conn.row_factory = _dict_row
         if not self.memory:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         with self._all_lock:
-            self._all.append(conn)
+            self._all.add(conn)
         return conn
 
     @property
@@ -378,7 +404,8 @@ class SQLiteDatabase(Database):
             return
         self._closed = True
         with self._all_lock:
-            conns, self._all = self._all, []
+            conns = [*self._all, self._keeper]
+            self._all = weakref.WeakSet()
         for conn in conns:
             conn.close()
 

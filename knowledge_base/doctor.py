@@ -26,9 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from knowledge_base.settings import Settings
+
+if TYPE_CHECKING:
+    from knowledge_base.textnorm import TextNormaliser
 
 ACTION_PORT = 5055  # scripts/bot.sh's default for HOTLINE_ACTION_PORT
 RASA_MODEL = Path("bot") / "models" / "hotline.tar.gz"
@@ -148,7 +152,7 @@ def run_checks(
     database, db_version = check_database(settings)
     checks += [
         database,
-        check_index(settings, db_version),
+        check_index(settings, db_version, _normaliser(settings, database.level is not Level.FAIL)),
         check_rasa_model(root),
         check_redis(settings, timeout=timeout),
     ]
@@ -263,36 +267,52 @@ def check_model(settings: Settings, *, load: bool = True) -> Check:
 
 def check_database(settings: Settings) -> tuple[Check, int | None]:
     """The database opens; returns the check and its KB version (None when unreadable)."""
+    from knowledge_base.database import redact_url
     from knowledge_base.factory import open_store
 
-    try:
-        path = settings.sqlite_path
-    except ValueError as exc:
-        return Check("database", Level.FAIL, str(exc), "set database_url to sqlite:///PATH or leave it empty"), None
-    if not path.is_file():
-        # Opening would create an empty one; the doctor changes nothing.
-        return Check("database", Level.FAIL, f"no database at {path}", "hotline setup"), None
+    postgres = settings.database_url.startswith(("postgresql://", "postgres://"))
+    if postgres:
+        where = redact_url(settings.database_url)
+        unreadable = "start PostgreSQL or correct database_url (postgresql://user:password@host:port/dbname)"
+    else:
+        try:
+            path = settings.sqlite_path
+        except ValueError as exc:
+            return Check("database", Level.FAIL, str(exc), "set database_url to sqlite:///PATH or leave it empty"), None
+        if not path.is_file():
+            # Opening would create an empty one; the doctor changes nothing.
+            return Check("database", Level.FAIL, f"no database at {path}", "hotline setup"), None
+        where = str(path)
+        unreadable = f"check that {path} is a hotline-qa database readable by this user (or restore it from a backup)"
     try:
         store = open_store(settings)
-        try:
-            version, count = store.kb_version(), store.count()
-        finally:
-            store.close()
+        version, count = store.kb_version(), store.count()
     except Exception as exc:
-        return Check(
-            "database",
-            Level.FAIL,
-            f"{path} cannot be read: {exc}",
-            f"check that {path} is a hotline-qa database readable by this user (or restore it from a backup)",
-        ), None
+        detail = str(exc).replace(settings.database_url, where) if postgres else str(exc)
+        return Check("database", Level.FAIL, f"{where} cannot be read: {detail}", unreadable), None
     if count == 0:
         return Check(
             "database",
             Level.WARN,
-            f"{path} is empty (KB version {version})",
+            f"{where} is empty (KB version {version})",
             "hotline setup (illustrative sample) or hotline import FILE",
         ), version
-    return Check("database", Level.OK, f"{path}: {count} entries, KB version {version}"), version
+    return Check("database", Level.OK, f"{where}: {count} entries, KB version {version}"), version
+
+
+def _normaliser(settings: Settings, database_ok: bool) -> TextNormaliser:
+    """The normaliser a starting worker builds: the staff-edited tables in the database, else the shipped ones."""
+    from knowledge_base.textnorm import TextNormaliser
+
+    if database_ok:
+        from knowledge_base.dictionaries import DictionaryStore
+        from knowledge_base.factory import open_database
+
+        try:
+            return DictionaryStore(open_database(settings)).normaliser()
+        except Exception:  # the database check already reports why it cannot be read
+            pass
+    return TextNormaliser.from_dir()
 
 
 def _files_digest(*paths: Path) -> str:
@@ -304,8 +324,14 @@ def _files_digest(*paths: Path) -> str:
     return digest.hexdigest()
 
 
-def check_index(settings: Settings, db_version: int | None) -> Check:
-    """The saved FAISS index is whole, fits the model and normaliser, and how far it lags the database."""
+def check_index(settings: Settings, db_version: int | None, normaliser: TextNormaliser | None = None) -> Check:
+    """The saved FAISS index is whole, fits the model and normaliser, and how far it lags the database.
+
+    Args:
+        settings: the deployment's settings.
+        db_version: the database's KB version (None: unknown).
+        normaliser: the one workers use (default: the shipped tables).
+    """
     from knowledge_base.embedder import SentenceTransformerEmbedder
     from knowledge_base.index import Manifest
     from knowledge_base.kb import index_manifest, manifest_differences
@@ -331,7 +357,7 @@ def check_index(settings: Settings, db_version: int | None) -> Check:
     if not (model_path / "config.json").is_file():
         return Check("index", Level.WARN, "cannot compare with the model: the model is missing", "hotline model build")
     embedder = SentenceTransformerEmbedder(model_path, prefix=settings.model_prefix)
-    running = index_manifest(embedder, TextNormaliser.from_dir(), settings, manifest.kb_version)
+    running = index_manifest(embedder, normaliser or TextNormaliser.from_dir(), settings, manifest.kb_version)
     differences = manifest_differences(manifest, running)
     if differences:
         return Check("index", Level.FAIL, "built for other parts: " + "; ".join(differences), rebuild)
@@ -497,12 +523,30 @@ def check_action_port(port: int, *, timeout: float = 2.0) -> Check:
 
 
 def check_web_port(host: str, port: int, *, timeout: float = 2.0) -> Check:
-    """The web app's port is free, or hotline-qa's web app serves its widget there."""
+    """The web app's port is free, or hotline-qa's web app answers there (``/healthz``, else its widget script)."""
     probe = "127.0.0.1" if host in ("0.0.0.0", "") else host
     name = f"web port {port}"
     state = _listening(probe, port, timeout)
     if state is False:
         return Check(name, Level.OK, f"{probe}:{port} free (web app not running)")
+    status, body = _get(f"http://{probe}:{port}/healthz", timeout) if state else (0, "")
+    try:
+        health = json.loads(body) if status in (200, 503) else None
+    except ValueError:
+        health = None
+    if isinstance(health, dict) and health.get("status") == "ok":
+        return Check(
+            name,
+            Level.OK,
+            f"the hotline-qa web app is running on {probe}:{port} (KB version {health.get('kb_version')})",
+        )
+    if isinstance(health, dict) and health.get("status") == "unhealthy":
+        return Check(
+            name,
+            Level.FAIL,
+            f"the hotline-qa web app on {probe}:{port} is unhealthy: {health.get('reason')}",
+            "see the database check above and var/log/web.log, then restart the web app",
+        )
     status, body = _get(f"http://{probe}:{port}/static/hotline-widget.js", timeout) if state else (0, "")
     if status == 200 and body:
         return Check(name, Level.OK, f"the hotline-qa web app is running on {probe}:{port}")

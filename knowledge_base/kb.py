@@ -122,7 +122,7 @@ class KnowledgeBase:
         self._sync_lock = threading.RLock()
         self.notifier: Notifier = notifier or NullNotifier()
         self.cache = cache
-        self._cache_scope = ""
+        self._cache_scope = ("", "")  # (normaliser version, scope): use_normaliser() may swap the tables
 
     # -- set-up --------------------------------------------------------------
 
@@ -438,10 +438,22 @@ class KnowledgeBase:
         result = SearchResult(
             text, analysed.text, decision, hits, reason, self._index_version, thresholds, tokens, truncated
         )
-        # Stored only when no concurrent sync moved the index while this search ran.
-        if key is not None and self.cache is not None and result.kb_version == key_version:
+        if key is not None and self.cache is not None and self._unchanged_since(index, key_version):
             self.cache.put(key, CachedResult.of(result))
         return result
+
+    def _unchanged_since(self, index: PhrasingIndex, kb_version: int) -> bool:
+        """No sync or rebuild ran or runs since a search began with ``index`` at ``kb_version``.
+
+        A result computed across a change (say, new dictionary tables with the old vectors) is
+        returned once, but never cached.
+        """
+        if not self._sync_lock.acquire(blocking=False):
+            return False
+        try:
+            return self._index is index and self._index_version == kb_version
+        finally:
+            self._sync_lock.release()
 
     def _cache_key(
         self,
@@ -453,7 +465,8 @@ class KnowledgeBase:
         truncated: bool,
         today: date,
     ) -> str:
-        if not self._cache_scope:
+        tables = self.normaliser.version()
+        if self._cache_scope[0] != tables:
             ranking = {
                 **self.settings.thresholds(),
                 "embed_text": self.settings.embed_text,
@@ -461,9 +474,9 @@ class KnowledgeBase:
                 "index_type": self.settings.index_type,
                 "hnsw_ef_search": self.settings.hnsw_ef_search,
             }
-            self._cache_scope = scope_of(self.embedder.name, self.normaliser.version(), ranking)
+            self._cache_scope = (tables, scope_of(self.embedder.name, tables, ranking))
         return result_key(
-            scope=self._cache_scope,
+            scope=self._cache_scope[1],
             kb_version=self._index_version,
             today=today,
             embed_text=self._embed_text(text, analysed),

@@ -101,7 +101,7 @@ class Workflow:
 
     def drafts(self, *, states: tuple[str, ...] = OPEN_STATES, entry_id: int | None = None) -> list[Draft]:
         marks = ",".join("?" for _ in states)
-        sql, args = f"SELECT * FROM drafts WHERE state IN ({marks})", list(states)
+        sql, args = f"SELECT * FROM drafts WHERE state IN ({marks})", list[Any](states)
         if entry_id is not None:
             sql, args = sql + " AND entry_id=?", [*args, entry_id]
         return [_draft(r) for r in self.db.query(sql + " ORDER BY updated_at DESC, id DESC", args)]

@@ -13,10 +13,19 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 from knowledge_base.settings import Settings, load_settings
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+class _DatabaseId(IntegerConverter):
+    """``<int:...>`` in URLs: ids are 64-bit in the database, so a longer number is a 404 rather than a crash."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(
@@ -38,6 +47,7 @@ def create_app(
         redis: a Redis client for shared rate limits (from ``redis_url`` when None).
     """
     from web_widget.admin import admin
+    from web_widget.apidoc import apidoc
     from web_widget.auth import auth, current_user
     from web_widget.chat import RasaRelay, chat
     from web_widget.operator import operator
@@ -61,10 +71,21 @@ def create_app(
         SESSION_COOKIE_NAME="hotline_session",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
     )
+    app.url_map.converters["int"] = _DatabaseId
     app.before_request(check_csrf)
     app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)
-    for blueprint in (chat, auth, operator, admin):
+    for blueprint in (chat, auth, operator, admin, apidoc):
         app.register_blueprint(blueprint)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        """For run scripts and load balancers: the app answers and its database is reachable."""
+        try:
+            hotline.db.query("SELECT 1 AS ok")
+        except Exception as exc:  # a health check reports, it does not raise
+            return jsonify(status="unhealthy", reason=f"database: {exc}"), 503
+        kb = hotline.loaded_kb()
+        return jsonify(status="ok", kb_version=kb.kb_version if kb is not None else None)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

@@ -120,9 +120,12 @@ def _form_values(entry: Entry | None, form: MultiDict[str, str] | None = None) -
 
 def _int(value: str | None, name: str) -> int:
     try:
-        return int(value or "")
+        number = int(value or "")
     except ValueError:
         abort(400, description=f"{name} 缺失或不是整数")
+    if not -(2**63) <= number < 2**63:  # the database's integers are 64-bit: a longer one would crash the query
+        abort(400, description=f"{name} 超出范围")
+    return number
 
 
 def _audit(action: str, target: str, detail: dict[str, Any]) -> None:
@@ -145,11 +148,8 @@ def home() -> Any:
         svc.db.query, svc.kb.store.entries(), today=_today(), days=days, normalise=svc.kb.normaliser.normalise
     )
     labels = board.labels
-    rates = {
-        "直接答复": [r.answer_rate for r in board.rates],
-        "澄清": [r.clarify_rate for r in board.rates],
-        "无法回答": [r.no_answer_rate for r in board.rates],
-    }
+    decision_names = {"answer": "直接答复", "clarify": "澄清", "no_answer": "无法回答"}
+    rates = {decision_names[k]: v for k, v in board.rate_series().items()}
     channel_names = {"web": "网站", "hotline": "热线"}
     questions = {channel_names.get(c, c): list(v) for c, v in board.questions.items()}
     feedback = {

@@ -102,11 +102,13 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 # -- pages ---------------------------------------------------------------------
 
 
-@operator.get("")
+@operator.get("", strict_slashes=False)
 @login_required("operator")
 def console() -> str:
     """The console page; everything on it is filled in by static/operator.js."""
-    return render_template("operator/console.html", cities=GUANGDONG_CITIES, max_query=MAX_QUERY)
+    # The page cuts longer questions itself: a report stores at most MAX_QUERY characters of the question.
+    longest = min(services().settings.max_query_chars, MAX_QUERY)
+    return render_template("operator/console.html", cities=GUANGDONG_CITIES, max_query=longest)
 
 
 @operator.get("/work_orders/<number>")

@@ -58,6 +58,10 @@ class Services:
                 self._kb = open_knowledge_base(self.settings, db=self.db)
             return self._kb
 
+    def loaded_kb(self) -> Any:
+        """The knowledge base if this worker has built it, else None (never builds it)."""
+        return self._kb
+
     @property
     def accounts(self) -> Any:
         with self._lock:

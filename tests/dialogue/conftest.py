@@ -4,6 +4,7 @@ server (Python 3.10, trained model), sharing a real Redis tracker store, answeri
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -16,7 +17,6 @@ import requests
 from tests.conftest import REPO
 
 SECRET = "test-gateway-secret-0123456789"
-REDIS_DB = 13
 MODEL = REPO / "bot" / "models" / "hotline.tar.gz"
 
 
@@ -40,20 +40,95 @@ def wait_until(check, seconds: float, what: str, proc: subprocess.Popen, log: Pa
     raise RuntimeError(f"{what} not ready after {seconds}s:\n{log.read_text()[-3000:]}")
 
 
+class PrivateRedis:
+    """A redis-server of the tests' own on a free port, so a test may stop and restart it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        server = shutil.which("redis-server")
+        if server is None:
+            pytest.fail("redis-server is needed for the dialogue tests (Debian package redis-server)")
+        self.proc = subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
 @pytest.fixture(scope="session")
-def redis_client():
+def private_redis(tmp_path_factory) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_client(private_redis):
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    client.ping()
-    client.flushdb()
-    yield client
-    client.flushdb()
+    return redis.Redis(port=private_redis.port)
+
+
+def start_server(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=log.open("a"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
 
 
 @pytest.fixture(scope="session")
-def stack(model_dir, tmp_path_factory, redis_client) -> Iterator[dict]:
-    """Start the action server and Rasa; yield their URLs, the data folder and the action server's log."""
+def stack(model_dir, tmp_path_factory, private_redis) -> Iterator[dict]:
+    """Two action servers and two Rasa workers (each on its own action server) sharing one Redis.
+
+    Yields their URLs, the data folder, the environment, the processes and their logs.
+    """
     if not MODEL.is_file():
         pytest.fail(f"{MODEL} is missing: run `bash scripts/setup-rasa.sh` (tests/README: scripts/test.sh does)")
     data = tmp_path_factory.mktemp("dialogue-data")
@@ -63,70 +138,54 @@ def stack(model_dir, tmp_path_factory, redis_client) -> Iterator[dict]:
         "HOTLINE_DATA_DIR": str(data),
         "HOTLINE_MODEL_DIR": str(model_dir),
         "HOTLINE_GATEWAY_SECRET": SECRET,
-        "HOTLINE_REDIS_HOST": "127.0.0.1",
-        "HOTLINE_REDIS_PORT": "6379",
-        "HOTLINE_REDIS_DB": str(REDIS_DB),
+        "HOTLINE_REDIS_URL": private_redis.url,
+        "HOTLINE_RATE_LIMIT_PER_MINUTE": "0",
     }
+    env.pop("HOTLINE_REDIS_HOST", None)
     # The knowledge base and its index are made before the servers start, as `hotline setup` does.
     subprocess.run([str(REPO / ".venv" / "bin" / "hotline"), "setup"], env=env, check=True, capture_output=True)
-    action_port, rasa_port, rasa2_port = free_port(), free_port(), free_port()
-    env["HOTLINE_ACTION_PORT"] = str(action_port)
-    env["HOTLINE_RASA_PORT"] = str(rasa_port)
-    env["HOTLINE_ACTION_URL"] = f"http://127.0.0.1:{action_port}/webhook"
-    # A second Rasa worker on the same Redis: conversations must continue across workers.
-    commands = {
-        "actions": ("actions", env),
-        "rasa": ("rasa", env),
-        "rasa2": ("rasa", {**env, "HOTLINE_RASA_PORT": str(rasa2_port)}),
+    ports = {name: free_port() for name in ("actions", "actions2", "rasa", "rasa2")}
+    env_of = {
+        "actions": {**env, "HOTLINE_ACTION_PORT": str(ports["actions"])},
+        "actions2": {**env, "HOTLINE_ACTION_PORT": str(ports["actions2"])},
+        "rasa": {
+            **env,
+            "HOTLINE_RASA_PORT": str(ports["rasa"]),
+            "HOTLINE_ACTION_URL": f"http://127.0.0.1:{ports['actions']}/webhook",
+        },
+        "rasa2": {
+            **env,
+            "HOTLINE_RASA_PORT": str(ports["rasa2"]),
+            "HOTLINE_ACTION_URL": f"http://127.0.0.1:{ports['actions2']}/webhook",
+        },
     }
-    logs = {name: data / f"{name}.log" for name in commands}
+    logs = {name: data / f"{name}.log" for name in env_of}
     procs = {
-        name: subprocess.Popen(
-            ["bash", str(REPO / "scripts" / "bot.sh"), command],
-            env=proc_env,
-            cwd=REPO,
-            stdout=logs[name].open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for name, (command, proc_env) in commands.items()
+        name: start_server(["bash", str(REPO / "scripts" / "bot.sh"), name.rstrip("2")], proc_env, logs[name])
+        for name, proc_env in env_of.items()
     }
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     try:
-        action_url = f"http://127.0.0.1:{action_port}"
-        rasa_url, rasa2_url = f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{rasa2_port}"
-        wait_until(
-            lambda: requests.get(f"{action_url}/health", timeout=2).ok,
-            120,
-            "action server",
-            procs["actions"],
-            logs["actions"],
-        )
-        for url, name in ((rasa_url, "rasa"), (rasa2_url, "rasa2")):
+        for name in ("actions", "actions2"):
             wait_until(
-                lambda url=url: requests.get(f"{url}/status", timeout=2).json().get("model_id"),
+                lambda name=name: requests.get(f"{urls[name]}/health", timeout=2).ok,
+                120,
+                f"action server {name}",
+                procs[name],
+                logs[name],
+            )
+        for name in ("rasa", "rasa2"):
+            wait_until(
+                lambda name=name: requests.get(f"{urls[name]}/status", timeout=2).json().get("model_id"),
                 300,
                 f"Rasa server {name}",
                 procs[name],
                 logs[name],
             )
-        yield {
-            "rasa": rasa_url,
-            "rasa2": rasa2_url,
-            "actions": action_url,
-            "data": data,
-            "logs": logs,
-            "env": env,
-            "procs": procs,
-        }
+        yield {**urls, "data": data, "logs": logs, "env": env, "env_of": env_of, "procs": procs}
     finally:
         for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+            stop_server(proc)
 
 
 class Chat:

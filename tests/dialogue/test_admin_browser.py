@@ -114,3 +114,22 @@ def test_editor_drafts_reviewer_publishes_citizen_gets_it_then_rollback(web, bro
     assert FIRST_ANSWER in browser.find_element(By.CSS_SELECTOR, ".answer").text
     shot(browser, "admin-rolled-back")
     assert FIRST_ANSWER in _ask_in_widget(browser, web, QUESTION)
+
+
+def test_dashboard_queue_and_test_pane_render_with_real_traffic(web, browser, staff):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, web, "reviewer1", PASSWORD)
+    _ask_in_widget(browser, web, "我家楼下的外星人飞船停车费怎么交")  # nothing in the knowledge base answers this
+    sign_in(browser, web, "reviewer1", PASSWORD)
+    browser.get(f"{web}/admin/")
+    charts = browser.find_elements(By.CSS_SELECTOR, "figure.chart svg[role=img]")
+    assert len(charts) == 4
+    assert "咨询" in browser.find_element(By.TAG_NAME, "main").text
+    shot(browser, "admin-dashboard")
+    browser.get(f"{web}/admin/queue")
+    assert "外星人" in browser.find_element(By.TAG_NAME, "main").text
+    shot(browser, "admin-queue")
+    browser.get(f"{web}/admin/test?q=社保卡丢了怎么补办")
+    assert "决策" in browser.find_element(By.TAG_NAME, "main").text
+    shot(browser, "admin-test-pane")

@@ -59,7 +59,7 @@ def test_conversation_tests_pass(stack, tmp_path):
         "endpoints.yml",
         "--out",
         str(out),
-        env=stack["env"],
+        env=stack["env_of"]["rasa"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     failed = (out / "failed_test_stories.yml").read_text()

@@ -6,14 +6,13 @@ Named to run last in this folder, as it stops a shared server (and starts it aga
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 
 import pytest
 import requests
 
 from tests.conftest import REPO
-from tests.dialogue.conftest import SECRET, Chat, customs, texts, wait_until
+from tests.dialogue.conftest import SECRET, Chat, customs, start_server, texts, wait_until
 
 pytestmark = [pytest.mark.dialogue, pytest.mark.slow]
 
@@ -35,14 +34,7 @@ def test_action_server_down_then_back(stack):
     assert phone.status_code == 200 and phone.json()["speech"]
 
     log = stack["logs"]["actions"]
-    restarted = subprocess.Popen(
-        ["bash", str(REPO / "scripts" / "bot.sh"), "actions"],
-        env=stack["env"],
-        cwd=REPO,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    restarted = start_server(["bash", str(REPO / "scripts" / "bot.sh"), "actions"], stack["env_of"]["actions"], log)
     stack["procs"]["actions"] = restarted
     wait_until(lambda: requests.get(f"{stack['actions']}/health", timeout=2).ok, 120, "action server", restarted, log)
     assert customs(web.say("社保卡丢了怎么补办"))[0]["entry_key"] == "GD-SB-003"

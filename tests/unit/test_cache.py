@@ -170,3 +170,18 @@ def test_redis_cache_without_redis_is_a_miss_and_pauses(caplog):
     assert cache.get("k") is None
     assert cache.misses == 2
     assert sum("search cache in Redis unavailable" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_new_dictionary_tables_are_a_new_key(cached_kb, tmp_path):
+    import shutil
+
+    from knowledge_base.textnorm import DEFAULT_DATA_DIR, TextNormaliser
+
+    first = cached_kb.search("社保缴费记录在哪查")
+    tables = shutil.copytree(DEFAULT_DATA_DIR, tmp_path / "tables")
+    with (tables / "synonyms.tsv").open("a", encoding="utf-8") as f:
+        f.write("缴费记录\t缴费明细\n")
+    cached_kb.use_normaliser(TextNormaliser.from_dir(tables))  # same KB version, other tables
+    again = cached_kb.search("社保缴费记录在哪查")
+    assert cached_kb.cache.hits == 0
+    assert again.kb_version == first.kb_version

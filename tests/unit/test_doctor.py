@@ -127,9 +127,10 @@ def test_database_missing_empty_and_filled(tmp_path):
     assert "1 entries, KB version 1" in check.detail
 
 
-def test_database_url_not_supported(tmp_path):
-    check, version = doctor.check_database(Settings(database_url="postgresql://db/kb"))
-    assert check.level is Level.FAIL and version is None and "sqlite:///" in check.fix
+def test_postgres_unreachable_without_showing_its_password():
+    check, version = doctor.check_database(Settings(database_url="postgresql://kb:s3cret@127.0.0.1:1/kb"))
+    assert check.level is Level.FAIL and version is None and "start PostgreSQL" in check.fix
+    assert "s3cret" not in check.detail and "kb:***@127.0.0.1:1/kb" in check.detail
 
 
 @pytest.fixture
@@ -259,7 +260,7 @@ def serve() -> Iterator:
 
 RASA = {"/status": (200, json.dumps({"model_id": "abc", "model_file": "hotline.tar.gz"}))}
 ACTIONS = {"/health": (200, json.dumps({"status": "ok"}))}
-WEB = {"/static/hotline-widget.js": (200, "(function(){})();")}
+WEB = {"/healthz": (200, json.dumps({"status": "ok", "kb_version": 3}))}
 
 
 def test_free_ports_are_fine():
@@ -274,7 +275,15 @@ def test_ports_answered_by_the_right_service(serve):
     assert check.level is Level.OK and "Rasa is running" in check.detail
     assert doctor.check_rasa_port("127.0.0.1", serve({"/": (200, "Hello from Rasa: 3.6.21")})).level is Level.OK
     assert doctor.check_action_port(serve(ACTIONS)).level is Level.OK
-    assert doctor.check_web_port("0.0.0.0", serve(WEB)).level is Level.OK
+    check = doctor.check_web_port("0.0.0.0", serve(WEB))
+    assert check.level is Level.OK and "KB version 3" in check.detail
+    assert doctor.check_web_port("127.0.0.1", serve({"/static/hotline-widget.js": (200, "//")})).level is Level.OK
+
+
+def test_an_unhealthy_web_app_fails_with_its_reason(serve):
+    port = serve({"/healthz": (503, json.dumps({"status": "unhealthy", "reason": "database: locked"}))})
+    check = doctor.check_web_port("127.0.0.1", port)
+    assert check.level is Level.FAIL and "database: locked" in check.detail
 
 
 def test_ports_taken_by_something_else(serve):

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.unit
 
 STATIC = Path(__file__).resolve().parents[2] / "web_widget" / "static"
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
-PAGES = ["/operator", "/operator/work_orders/GD20261126000001"]
+PAGES = ["/operator", "/operator/", "/operator/work_orders/GD20261126000001"]
 READ_APIS = ["/operator/api/search?q=社保", "/operator/api/work_orders"]
 WRITE_APIS = ["/operator/api/report", "/operator/api/work_orders"]
 

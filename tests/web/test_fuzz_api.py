@@ -1,0 +1,437 @@
+"""Property-based fuzzing of the HTTP API: the public chat relay, the operator APIs and the admin draft form.
+
+Thousands of generated requests (hypothesis, derandomized so CI sees the same ones every run):
+arbitrary JSON and non-JSON bodies, wrong content types and types, huge strings, control
+characters, lone surrogates and invalid UTF-8, HTML/JS, SQL-looking text, forged cookies and
+CSRF tokens. Schemathesis drives the same app from web_widget/openapi.yaml, so the answers are
+also checked against the documented statuses and schemas. For every request:
+
+* never a 5xx;
+* every 4xx gives its reason: JSON ``{"error": ...}`` on the APIs, a ``role="alert"`` text on pages;
+* a refused request changes no data: the knowledge base (entries, revisions, ``kb_version``),
+  drafts, work orders, operator reports and what went to the dialogue are compared before and after.
+
+The app runs on the FAKE embedder over SQLite (as in tests/web/conftest.py) with rate limits off,
+built once per module so that hypothesis can send every example to the same app.
+"""
+
+from __future__ import annotations
+
+import json
+import operator as op
+import re
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+from knowledge_base.embedder import FakeEmbedder
+from knowledge_base.kb import KnowledgeBase
+from knowledge_base.operator_log import OUTCOMES, OperatorLog
+from knowledge_base.settings import Settings
+from knowledge_base.store import SQLiteStore
+from tests.conftest import TODAY, sample_entries
+from tests.web.conftest import FakeRelay, sign_in
+from web_widget import MAX_UPLOAD_BYTES, create_app
+from web_widget.apidoc import openapi_document
+from web_widget.chat import MAX_BODY_BYTES
+
+pytestmark = pytest.mark.unit
+
+# Examples per test; the totals are in the module's report (pytest -rA shows the durations).
+FUZZ = settings(
+    max_examples=400,
+    derandomize=True,  # CI sees the same inputs on every run
+    database=None,  # nothing written to .hypothesis/
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+SCHEMA_EXAMPLES = 150  # per documented operation and generation mode
+
+TABLES = ("meta", "entries", "revisions", "drafts", "work_orders", "operator_reports")
+ALERT = re.compile(r'role="alert">\s*([^<\s][^<]*)<')
+
+# -- what the requests are made of ---------------------------------------------------------------
+
+NASTY = [
+    "",
+    " ",
+    "\u3000\u3000",
+    "\x00",
+    "a\x00b",
+    "\r\n\r\n",
+    "\x1b[31m红\x1b[0m",
+    "\x7f\x08\x0b\x0c",
+    "\u202e\u200b\ufeff\u2028\u2029",
+    "\ud800",
+    "\udfff",
+    "a\ud83dz",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "\"'><svg/onload=alert(1)>",
+    "javascript:alert(document.cookie)",
+    "{{7*7}}{% raw %}",
+    "' OR '1'='1",
+    "'; DROP TABLE entries; --",
+    "1; UPDATE meta SET value='0' WHERE name='kb_version'",
+    '" OR ""="',
+    "%s%s%s%n",
+    "${jndi:ldap://x/a}",
+    "../../../../etc/passwd",
+    "NaN",
+    "-1",
+    "9" * 40,
+    "1e999",
+    "null",
+    "web-1\n",
+    "/feedback_useful\n",
+    "社保" * 1200,
+    "深圳市",
+    "广东省深圳市南山区",
+    "火星市",
+    "/feedback_useful",
+    '/choose_entry{"key":"T-SB-1"}',
+    "T-GJJ-SZ",
+    "GD20261126000001",
+    "13812345678",
+    "+86 138 1234 5678",
+    "020-12345678",
+    "440301199001011234",
+    "🙂" * 300,
+    "Z̤͔ͧ̑̓ä͖̭̈̇lͮ̒ͫǒ̹",
+]
+BIG_INTS = [-1, 0, 1, 2**31, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**40]
+CONTENT_TYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/json; charset=gbk",
+    "application/merge-patch+json",
+    "text/plain",
+    "text/html",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xyz",
+    "application/xml",
+    "",
+]
+
+characters = st.characters() | st.characters(categories=["Cs"]) | st.characters(max_codepoint=0x20)
+texts = st.text(characters, max_size=40)
+huge_texts = st.builds(op.mul, st.text(characters, min_size=1, max_size=3), st.integers(300, 25_000))
+strings = st.one_of(st.sampled_from(NASTY), texts, texts, huge_texts)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from(BIG_INTS)
+    | st.floats()  # NaN and infinities too: Python's json reads them
+    | strings
+)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4), max_leaves=8
+)
+
+
+def _encode_json(document: Any, ascii_only: bool) -> bytes:
+    # surrogatepass: a lone surrogate sent raw becomes invalid UTF-8, escaped it reaches the app as is
+    return json.dumps(document, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+
+def field(plausible: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly values that pass the endpoint's checks, so that the remaining field's junk is what gets tested."""
+    return st.one_of(plausible, plausible, plausible, strings, json_values)
+
+
+def json_bodies(fields: dict[str, st.SearchStrategy[Any]], *, limit: int) -> st.SearchStrategy[tuple[str, bytes]]:
+    """(Content-Type, body): objects with the endpoint's keys, any JSON, any bytes, oversized bodies."""
+    objects = st.fixed_dictionaries({}, optional={k: field(v) for k, v in fields.items()})
+    with_extra = st.builds(lambda extra, known: {**extra, **known}, st.dictionaries(texts, json_values, max_size=3), objects)
+    encoded = st.builds(_encode_json, objects | objects | with_extra | json_values, st.booleans())
+    oversized = st.builds(
+        lambda extra: b'{"x": "' + b"a" * (limit + extra) + b'"}', st.sampled_from([1, 1000, 100_000])
+    )
+    return st.one_of(
+        st.tuples(st.just("application/json"), encoded),
+        st.tuples(st.just("application/json"), encoded),
+        st.tuples(st.just("application/json"), encoded),
+        st.tuples(st.sampled_from(CONTENT_TYPES), encoded | st.binary(max_size=300)),
+        st.tuples(st.just("application/json"), oversized),
+    )
+
+
+def _form_bytes(fields: dict[str, str]) -> bytes:
+    """URL-encoded form; values with lone surrogates become invalid UTF-8 (the browser cannot do better)."""
+
+    def enc(text: str) -> str:
+        data = text.encode("utf-8", "surrogatepass")
+        return "%" + data.hex("%") if data else ""  # every byte escaped: valid, and fast for huge values
+
+    return "&".join(f"{enc(k)}={enc(v)}" for k, v in fields.items()).encode("ascii")
+
+
+# -- the app, its data and the checks --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(tmp_path_factory, normaliser):
+    root = tmp_path_factory.mktemp("fuzz-api")
+    settings_ = Settings(data_dir=str(root / "var"), rate_limit_per_minute=0)
+    store = SQLiteStore(root / "kb.sqlite3")
+    kb = KnowledgeBase(store, FakeEmbedder(), normaliser, settings=settings_, today=lambda: TODAY)
+    kb.import_entries(sample_entries(), author="tester")
+    app = create_app(settings_, kb=kb, relay=FakeRelay())
+    services = app.extensions["hotline"]
+    services.workflow, services.interactions  # noqa: B018 - their tables exist before the first snapshot
+    OperatorLog(services.db)
+    yield app
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def staff(fuzz_app) -> dict[str, Any]:
+    """Signed-in test clients by role, and an anonymous one; each has ``.csrf``."""
+    clients = {role: sign_in(fuzz_app, role) for role in ("operator", "editor")}
+    anonymous = fuzz_app.test_client()
+    anonymous.csrf = ""  # type: ignore[attr-defined]
+    clients["anonymous"] = anonymous
+    return clients
+
+
+def snapshot(app) -> dict[str, Any]:
+    """Everything a request could change that matters: the KB and its version, drafts, orders, reports, relayed messages."""
+    db = app.extensions["hotline"].db
+    state: dict[str, Any] = {table: db.query(f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}
+    state["relayed"] = len(app.config["HOTLINE_RELAY"].sent)
+    return state
+
+
+def check(app, before: dict[str, Any], path: str, status: int, mimetype: str, body: bytes) -> None:
+    """The properties every answer must have (see the module's docstring)."""
+    shown = body[:600].decode("utf-8", "replace")
+    assert status < 500, f"{path}: {status} {shown}"
+    if status < 400:
+        return
+    if path.startswith(("/api/", "/operator/api/")):
+        assert mimetype == "application/json", f"{path}: {status} answered {mimetype}"
+        error = json.loads(body).get("error")
+        assert isinstance(error, str) and error.strip(), f"{path}: {status} without a reason: {shown}"
+    else:
+        assert mimetype == "text/html", f"{path}: {status} answered {mimetype}"
+        assert ALERT.search(body.decode("utf-8")), f"{path}: {status} without a reason: {shown}"
+    assert snapshot(app) == before, f"{path}: refused with {status}, but stored data changed"
+
+
+def send(app, client, method: str, path: str, *, content_type: str = "", body: bytes = b"", csrf: str | None = None,
+         query_string: bytes | str = b"") -> Any:  # fmt: skip
+    headers = {"Content-Type": content_type} if content_type else {}
+    if csrf is not None:
+        headers["X-CSRF-Token"] = csrf
+    before = snapshot(app)
+    reply = client.open(path, method=method, data=body, headers=headers, query_string=query_string)
+    check(app, before, path, reply.status_code, reply.mimetype, reply.get_data())
+    return reply
+
+
+# -- /api/chat ------------------------------------------------------------------------------------
+
+CHAT_FIELDS = {
+    "sender": st.from_regex(r"\A[\w.:-]{1,20}\Z"),
+    "message": st.sampled_from(["深圳公积金怎么提取", "社保 \n\t 怎么查"]) | texts,
+    "payload": st.from_regex(r"\A/[a-z_]{1,10}(\{[^{}]{0,20}\})?\Z"),
+    "region": st.sampled_from(["深圳市", "广州市", "广东省"]),
+}
+_FORWARDED_SENDER = re.compile(r"[\w.:-]{1,128}")
+
+
+@FUZZ
+@given(request=json_bodies(CHAT_FIELDS, limit=MAX_BODY_BYTES))
+def test_chat_relay(fuzz_app, staff, request):
+    content_type, body = request
+    relay = fuzz_app.config["HOTLINE_RELAY"]
+    reply = send(fuzz_app, staff["anonymous"], "POST", "/api/chat", content_type=content_type, body=body)
+    if reply.status_code == 200:
+        forwarded = relay.sent[-1]
+        assert _FORWARDED_SENDER.fullmatch(forwarded["sender"]), forwarded["sender"]
+        assert len(forwarded.get("message", "")) <= 2000
+        assert reply.get_json()["sender"] == forwarded["sender"]
+
+
+# -- the operator APIs ----------------------------------------------------------------------------
+
+# Mostly the operator with the right token, sometimes a forged token, the wrong role or nobody.
+WHO = st.sampled_from(["operator"] * 6 + ["operator-bad-csrf", "operator-no-csrf", "editor", "anonymous"])
+
+
+def _as(staff: dict[str, Any], who: str) -> tuple[Any, str | None]:
+    client = staff[who.split("-")[0]]
+    if who.endswith("bad-csrf"):
+        return client, client.csrf[::-1]
+    if who.endswith("no-csrf"):
+        return client, None
+    return client, client.csrf
+
+
+def _query_string(params: dict[str, bytes]) -> str:
+    return "&".join(f"{k}=%{v.hex('%')}" if v else f"{k}=" for k, v in params.items())
+
+
+@FUZZ
+@given(
+    who=WHO,
+    params=st.fixed_dictionaries(
+        {},
+        optional={
+            "q": st.builds(lambda s: s.encode("utf-8", "surrogatepass"), strings) | st.binary(max_size=100),
+            "region": st.builds(lambda s: s.encode("utf-8", "surrogatepass"), strings) | st.binary(max_size=60),
+            "top_k": st.sampled_from([b"-1", b"100000", b"x"]),
+        },
+    ),
+)
+def test_operator_search(fuzz_app, staff, who, params):
+    client, _ = _as(staff, who)
+    before = snapshot(fuzz_app)
+    reply = send(fuzz_app, client, "GET", "/operator/api/search", query_string=_query_string(params))
+    assert snapshot(fuzz_app) == before, "a search changed stored data"
+    if reply.status_code == 200:
+        assert len(reply.get_json()["hits"]) <= 5
+
+
+REPORT_FIELDS = {
+    "query": st.sampled_from(["社保怎么查", "  深圳 公积金\n提取 "]) | texts,
+    "outcome": st.sampled_from(OUTCOMES),
+    "entry_key": st.sampled_from(["T-SB-1", "T-GJJ-SZ", "no-such-entry", "x" * 65]),
+    "reason": st.sampled_from(["电话号码已停用", "政策已更新"]) | texts,
+    "kb_version": st.integers(0, 10) | st.sampled_from(BIG_INTS),
+}
+
+
+@FUZZ
+@given(who=WHO, request=json_bodies(REPORT_FIELDS, limit=MAX_UPLOAD_BYTES))
+def test_operator_report(fuzz_app, staff, who, request):
+    client, csrf = _as(staff, who)
+    content_type, body = request
+    send(fuzz_app, client, "POST", "/operator/api/report", content_type=content_type, body=body, csrf=csrf)
+
+
+WORK_ORDER_FIELDS = {
+    "question": st.sampled_from(["公积金提取被退回"]) | texts,
+    "description": st.sampled_from(["来电人称申请被退回，请回电说明。"]) | texts,
+    "name": st.sampled_from(["王先生", "李女士"]) | texts,
+    "phone": st.sampled_from(["13812345678", "+86 138 1234 5678", "020-12345678", "12345", ""]),
+    "region": st.sampled_from(["深圳市", "广州市"]) | texts,
+    "entries": st.lists(st.sampled_from(["T-SB-1", "T-GJJ-SZ"]) | texts, max_size=25),
+}
+
+
+@FUZZ
+@given(who=WHO, request=json_bodies(WORK_ORDER_FIELDS, limit=MAX_UPLOAD_BYTES))
+def test_operator_work_orders(fuzz_app, staff, who, request):
+    client, csrf = _as(staff, who)
+    content_type, body = request
+    send(fuzz_app, client, "POST", "/operator/api/work_orders", content_type=content_type, body=body, csrf=csrf)
+    listed = send(fuzz_app, client, "GET", "/operator/api/work_orders")
+    if listed.status_code == 200:
+        assert len(listed.get_json()["work_orders"]) <= 50
+
+
+# -- the admin's draft form -----------------------------------------------------------------------
+
+DATES = st.sampled_from(["2026-01-01", "2026/1/1", "2026-13-45", "0000-00-00", "9999-12-31", "昨天"]) | strings
+NUMBERS = st.sampled_from(["0", "1", "2", "-1", "007", "1.5", "1e3", str(2**63), str(10**40)]) | strings
+DRAFT_FIELDS = {
+    "key": st.sampled_from(["T-NEW-1", "T-SB-1", "键 有空格"]) | strings,
+    "question": st.sampled_from(["新生儿医保怎么办理"]) | strings,
+    "similar_questions": st.builds("\n".join, st.lists(strings, max_size=5)) | strings,
+    "answer": strings,
+    "department": strings,
+    "category": strings,
+    "regions": st.sampled_from(["广东省\n深圳市", "火星市", "广东省深圳市南山区"]) | strings,
+    "policy_title": strings,
+    "policy_number": strings,
+    "policy_url": st.sampled_from(["https://www.gd.gov.cn/", "javascript:alert(1)", "ftp://x"]) | strings,
+    "effective_date": DATES,
+    "expiry_date": DATES,
+    "tags": strings,
+    "action": st.sampled_from(["save", "submit", "publish", ""]) | strings,
+    "entry_id": NUMBERS,
+    "entry_version": NUMBERS,
+    "draft_version": NUMBERS,
+}
+DRAFT_PATHS = st.sampled_from(["/admin/drafts", "/admin/drafts", "/admin/drafts/1", f"/admin/drafts/{10**30}"])
+
+
+@FUZZ
+@given(
+    path=DRAFT_PATHS,
+    fields=st.fixed_dictionaries({}, optional=DRAFT_FIELDS),
+    token=st.sampled_from(["valid"] * 8 + ["forged", "missing"]),
+    content_type=st.sampled_from(["application/x-www-form-urlencoded"] * 8 + CONTENT_TYPES),
+)
+def test_admin_draft_form(fuzz_app, staff, path, fields, token, content_type):
+    editor = staff["editor"]
+    if token != "missing":
+        fields = {**fields, "csrf_token": editor.csrf if token == "valid" else "x" + editor.csrf[1:]}
+    send(fuzz_app, editor, "POST", path, content_type=content_type, body=_form_bytes(fields))
+
+
+# -- schemathesis, from the OpenAPI document ------------------------------------------------------
+
+OPERATIONS = sorted(
+    (path, method.upper())
+    for path, item in openapi_document()["paths"].items()
+    for method, operation in item.items()
+    if "requestBody" in operation or operation.get("parameters")  # the others have nothing to generate
+)
+
+
+def _schemathesis_checks() -> list[Any]:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    return [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def _run_schemathesis(app, path: str, method: str, mode: str, **fixed: Any) -> None:
+    operation = schemathesis.openapi.from_dict(openapi_document())[path][method]
+    checks = _schemathesis_checks()
+
+    @settings(FUZZ, max_examples=SCHEMA_EXAMPLES)
+    @given(case=operation.as_strategy(GenerationMode(mode), **fixed))
+    def run(case):
+        before = snapshot(app)
+        response = case.call(app=app)
+        case.validate_response(response, checks=checks)
+        check(app, before, path, response.status_code, response.headers["content-type"][0].split(";")[0],
+              response.content)  # fmt: skip
+
+    run()
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+def test_schemathesis_as_the_operator(fuzz_app, staff, path, method, mode):
+    """Generated from the document, sent with the operator's real session and CSRF token."""
+    client = staff["operator"]
+    _run_schemathesis(
+        fuzz_app,
+        path,
+        method,
+        mode,
+        headers={"X-CSRF-Token": client.csrf},
+        cookies={"hotline_session": client.get_cookie("hotline_session").value},
+    )
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+def test_schemathesis_as_anyone(fuzz_app, path, method):
+    """Generated cookies and CSRF tokens: a forged session never gets in, so nothing ever changes."""
+    before = snapshot(fuzz_app)
+    _run_schemathesis(fuzz_app, path, method, "negative")
+    if path.startswith("/operator/"):
+        assert snapshot(fuzz_app) == before
