@@ -136,8 +136,8 @@ class OperatorLog:
             raise InvalidEntry(
                 "reason", f"a {outcome!r} report needs a reason: what the caller asked that is missing or wrong"
             )
-        if isinstance(kb_version, bool) or not isinstance(kb_version, int) or kb_version < 0:
-            raise InvalidEntry("kb_version", f"must be a non-negative integer, got {kb_version!r}")
+        if isinstance(kb_version, bool) or not isinstance(kb_version, int) or not 0 <= kb_version < 2**63:
+            raise InvalidEntry("kb_version", f"must be an integer from 0 to 2**63 - 1, got {kb_version!r}")
         created = self.clock().replace(microsecond=0)
         new_id = self.db.insert(
             "INSERT INTO operator_reports (created_at, operator, query, entry_key, outcome, reason, kb_version) "

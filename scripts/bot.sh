@@ -2,6 +2,7 @@
 # The Rasa side of hotline-qa.
 #   scripts/bot.sh train     train bot/models/hotline.tar.gz (skipped by Rasa when nothing changed)
 #   scripts/bot.sh actions   run the action server (Python 3.11 venv) on HOTLINE_ACTION_PORT (5055)
+#   scripts/bot.sh check     exit 1 when the trained model is missing or corrupt (the rasa command retrains it)
 #   scripts/bot.sh rasa      run Rasa with the REST and hotline channels on HOTLINE_RASA_PORT (5005);
 #                            with a redis_url (HOTLINE_REDIS_URL or config.yml) its tracker and lock store
 #                            live in that Redis (bot/endpoints-redis.yml)
@@ -40,15 +41,43 @@ PY
     { read -r HOTLINE_REDIS_HOST; read -r HOTLINE_REDIS_PORT; read -r HOTLINE_REDIS_DB; read -r HOTLINE_REDIS_PASSWORD || true; } <<< "$parts"
     export HOTLINE_REDIS_HOST HOTLINE_REDIS_PORT HOTLINE_REDIS_DB HOTLINE_REDIS_PASSWORD
 }
+model="${HOTLINE_RASA_MODEL:-$root/bot/models/hotline.tar.gz}"
+
+# A model file cut short (disk full, killed copy) must be retrained, not served: the whole gzip
+# stream and every tar header are read, and Rasa's metadata must be inside.
+model_ok() {
+    [ -s "$model" ] && tar -tzf "$model" 2>/dev/null | grep -q "metadata.json"
+}
+
+# What the model is trained from: when none of it changed, starting Rasa's trainer (~20 s) is skipped.
+inputs_hash() {
+    (cd "$root" && cat bot/domain.yml bot/config.yml bot/data/*.yml knowledge_base/data/userdict.txt) | sha256sum | cut -c1-32
+}
+
+train() {
+    if model_ok && [ "$(cat "$model.inputs" 2>/dev/null)" = "$(inputs_hash)" ]; then
+        echo "Rasa model up to date: $model"
+        return 0
+    fi
+    mkdir -p "$root/bot/.jieba"
+    cp "$root/knowledge_base/data/userdict.txt" "$root/bot/.jieba/userdict.txt"
+    if [ -e "$model" ] && ! model_ok; then
+        echo "the Rasa model $model is corrupt: moved aside to $model.corrupt, training a new one" >&2
+        mv -f "$model" "$model.corrupt"
+    fi
+    (cd "$root/bot" && "$root/.venv-rasa/bin/rasa" train --fixed-model-name hotline --out models --quiet)
+    inputs_hash > "$model.inputs"
+}
+
 export HOTLINE_ACTION_URL="${HOTLINE_ACTION_URL:-http://127.0.0.1:${HOTLINE_ACTION_PORT:-5055}/webhook}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1 RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3
 
 case "${1:-}" in
   train)
-    mkdir -p "$root/bot/.jieba"
-    cp "$root/knowledge_base/data/userdict.txt" "$root/bot/.jieba/userdict.txt"
-    cd "$root/bot"
-    "$root/.venv-rasa/bin/rasa" train --fixed-model-name hotline --out models --quiet
+    train
+    ;;
+  check)
+    if model_ok; then echo "Rasa model ok: $model"; else echo "Rasa model missing or corrupt: $model" >&2; exit 1; fi
     ;;
   actions)
     cd "$root"
@@ -65,12 +94,16 @@ case "${1:-}" in
         endpoints=endpoints-redis.yml
         echo "Rasa conversations and locks in Redis $HOTLINE_REDIS_HOST:$HOTLINE_REDIS_PORT db $HOTLINE_REDIS_DB"
     fi
+    if ! model_ok; then
+        echo "the Rasa model $model is missing or corrupt; training it before starting" >&2
+        train
+    fi
     cd "$root/bot"
     # bot/ for our channels (imported as channels.*); the root for the stdlib-only knowledge_base.speech they use.
     PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/rasa" run --enable-api --cors "*" \
-        --port "${HOTLINE_RASA_PORT:-5005}" --model models/hotline.tar.gz \
+        --port "${HOTLINE_RASA_PORT:-5005}" --model "$model" \
         --credentials credentials.yml --endpoints "$endpoints"
     ;;
   *)
-    echo "usage: scripts/bot.sh train|actions|rasa" >&2; exit 2 ;;
+    echo "usage: scripts/bot.sh train|check|actions|rasa" >&2; exit 2 ;;
 esac

@@ -354,33 +354,39 @@ class System:
         return time.monotonic() - started
 
     def stop(self, grace: float = 15) -> list[str]:
-        """SIGTERM every process group, SIGKILL what is left after ``grace`` seconds.
+        """Stop every server: SIGTERM to its main process, then to what is left of its group, then SIGKILL.
+
+        The main process goes first because it stops its own children in order (the action
+        server's Sanic manager fails noisily when its helper processes die before it does).
 
         Returns:
-            Problems worth reporting: groups that had to be killed, or that could not be.
+            Problems worth reporting: servers that had to be killed, or processes that survived.
         """
         started = [s for s in self.servers if s.proc is not None]
+
+        def wait_for_groups(seconds: float) -> list[Server]:
+            deadline = time.monotonic() + seconds
+            while True:
+                for server in started:
+                    assert server.proc is not None
+                    server.proc.poll()  # reap the main process, or its zombie keeps the group "alive"
+                alive = [s for s in started if _group_alive(s.pid)]
+                if not alive or time.monotonic() >= deadline:
+                    return alive
+                time.sleep(0.2)
+
         for server in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server.pid, signal.SIGTERM)
+        alive = wait_for_groups(grace)
+        for server in alive:
             _signal_group(server.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            for server in started:
-                assert server.proc is not None
-                server.proc.poll()  # reap the leader, or its zombie keeps the group "alive"
-            if not any(_group_alive(s.pid) for s in started):
-                break
-            time.sleep(0.2)
         problems = []
-        for server in started:
-            if _group_alive(server.pid):
-                problems.append(f"{server.name} ignored SIGTERM for {grace:.0f} s and was killed")
-                _signal_group(server.pid, signal.SIGKILL)
-        for server in started:
-            assert server.proc is not None
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.proc.wait(timeout=5)
-            if _group_alive(server.pid):
-                problems.append(f"{server.name}: process group {server.pid} still has processes")
+        for server in wait_for_groups(3):
+            problems.append(f"{server.name} did not stop on SIGTERM within {grace + 3:.0f} s and was killed")
+            _signal_group(server.pid, signal.SIGKILL)
+        for server in wait_for_groups(5):
+            problems.append(f"{server.name}: process group {server.pid} still has processes after SIGKILL")
         return problems
 
     def clean_redis(self) -> int:
@@ -856,9 +862,12 @@ def find_target(staff: StaffSession, key: str) -> Target:
 
 @dataclass
 class Propagation:
-    """How long until a published change is served elsewhere: one list of seconds (None: never seen) per probe."""
+    """How long until a published change is served elsewhere.
 
-    seen: dict[str, list[float | None]] = field(default_factory=dict)
+    Per probe, one (seconds or None when not seen within the timeout, requests it took) per publish.
+    """
+
+    seen: dict[str, list[tuple[float | None, int]]] = field(default_factory=dict)
     publishes: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -923,13 +932,14 @@ class Editor(threading.Thread):
         published_at = time.monotonic()
         cycle_s = time.perf_counter() - started
         self.load.recorder.add("admin publish", cycle_s, "ok")
+        other = "the other" if len(workers) > 1 else "the same"
         probes = {
-            f"operator search on {there.web.name}": lambda: self._in_search(there, marker),
-            f"citizen chat via {there.web.name} → {there.rasa.name} → {there.actions.name}": (
+            f"operator search on {other} web app": lambda: self._in_search(there, marker),
+            f"citizen chat through {other} worker (web app → Rasa → action server)": (
                 lambda: self._in_chat(there, marker, n)
             ),
         }
-        seen: dict[str, float | None] = {}
+        seen: dict[str, tuple[float | None, int]] = {}
         threads = [
             threading.Thread(target=self._watch, args=(name, probe, published_at, seen))
             for name, probe in probes.items()
@@ -938,25 +948,35 @@ class Editor(threading.Thread):
             thread.start()
         for thread in threads:
             thread.join()
-        for name, seconds in seen.items():
-            self.result.seen.setdefault(name, []).append(seconds)
+        for name, found in seen.items():
+            self.result.seen.setdefault(name, []).append(found)
         self.result.publishes.append(
-            {"n": n, "on": here.web.name, **{k: round(v, 1) for k, v in steps.items()}, "seen_s": seen}
+            {
+                "n": n,
+                "published_on": here.web.name,
+                "watched_on": f"worker {there.index}",
+                **{k: round(v, 1) for k, v in steps.items()},
+                "seen": {k: {"s": v, "requests": tries} for k, (v, tries) in seen.items()},
+            }
         )
-        shown = ", ".join("never" if v is None else f"{v * 1000:.0f} ms" for v in seen.values())
+        shown = ", ".join("never" if v is None else f"{v * 1000:.0f} ms" for v, _ in seen.values())
         say(f"editor: publish {n} on {here.web.name}: {cycle_s * 1000:.0f} ms; on worker {there.index} after {shown}")
 
-    def _watch(self, name: str, probe: Callable[[], bool], since: float, seen: dict[str, float | None]) -> None:
+    def _watch(
+        self, name: str, probe: Callable[[], bool], since: float, seen: dict[str, tuple[float | None, int]]
+    ) -> None:
+        tries = 0
         deadline = since + self.probe_timeout
         while time.monotonic() < deadline and not self.load.stop.is_set():
+            tries += 1
             try:
                 if probe():
-                    seen[name] = time.monotonic() - since
+                    seen[name] = (time.monotonic() - since, tries)
                     return
             except (requests.RequestException, ValueError, KeyError, TypeError):
                 pass
             time.sleep(0.02)
-        seen[name] = None
+        seen[name] = (None, tries)
 
     def _in_search(self, worker: Worker, marker: str) -> bool:
         reply = self.staff.session.get(
@@ -990,24 +1010,42 @@ class Editor(threading.Thread):
 # -- the run -------------------------------------------------------------------------------
 
 
-def preflight(system: System, staff: StaffSession, target: Target) -> None:
-    """Every path answers once on every worker before the clock starts (this also warms the action servers)."""
+def preflight(system: System, staff: StaffSession, target: Target) -> dict[str, float]:
+    """Every path answers once on every worker before the clock starts, which also warms them.
+
+    Each asks something no cache holds, so that every action server and web app loads its
+    embedding model now (it is loaded on the first search, not at start) rather than during the load.
+
+    Returns:
+        Seconds each first request took (the cold-start cost, reported beside the results).
+    """
     headers = {"X-Hotline-Secret": system.gateway_secret}
+    taken: dict[str, float] = {}
+
+    def uncached() -> str:
+        # Searches are cached in Redis for every process: a question no one asked makes each one embed.
+        return f"{target.question} {secrets.token_hex(4)}"
+
     for w in system.workers:
         checks = {
-            f"chat via {w.web.name}": lambda w=w: requests.post(
+            f"chat via {w.web.name}": functools.partial(
+                requests.post,
                 f"{w.web.url}/api/chat",
-                json={"sender": f"{system.run_id}-pre{w.index}", "message": target.question},
+                json={"sender": f"{system.run_id}-pre{w.index}", "message": uncached()},
                 timeout=120,
             ),
-            f"hotline on {w.rasa.name}": lambda w=w: requests.post(
+            f"hotline on {w.rasa.name}": functools.partial(
+                requests.post,
                 f"{w.rasa.url}/webhooks/hotline/webhook",
                 headers=headers,
-                json={"call_id": f"{system.run_id}-precall{w.index}", "text": target.question},
+                json={"call_id": f"{system.run_id}-precall{w.index}", "text": uncached()},
                 timeout=120,
             ),
-            f"operator search on {w.web.name}": lambda w=w: staff.session.get(
-                f"{w.web.url}/operator/api/search", params={"q": target.question}, timeout=60
+            f"operator search on {w.web.name}": functools.partial(
+                staff.session.get,
+                f"{w.web.url}/operator/api/search",
+                params={"q": uncached()},
+                timeout=120,
             ),
         }
         for name, check in checks.items():
@@ -1015,10 +1053,12 @@ def preflight(system: System, staff: StaffSession, target: Target) -> None:
             try:
                 reply = check()
             except requests.RequestException as exc:
-                raise StartupError(f"preflight {name}: {exc}") from None
+                raise StartupError(f"first request, {name}: {exc}") from None
             if reply.status_code != 200 or NOT_ANSWERED in reply.text:
-                raise StartupError(f"preflight {name}: HTTP {reply.status_code} {reply.text[:300]}")
-            say(f"preflight {name}: ok in {time.monotonic() - started:.1f} s")
+                raise StartupError(f"first request, {name}: HTTP {reply.status_code} {reply.text[:300]}")
+            taken[name] = round(time.monotonic() - started, 2)
+            say(f"first request, {name}: ok in {taken[name]:.1f} s")
+    return taken
 
 
 def run_load(args: argparse.Namespace, system: System, sampler: Sampler, stop: threading.Event) -> dict[str, Any]:
@@ -1043,7 +1083,7 @@ def run_load(args: argparse.Namespace, system: System, sampler: Sampler, stop: t
         max_requests=args.max_requests,
         seed=args.seed,
     )
-    preflight(system, editor_staff, target)
+    first_requests = preflight(system, editor_staff, target)
 
     say(
         f"load for {args.seconds:g} s: {args.citizens} citizens, {args.callers} callers, {args.operators} operators, "
@@ -1052,28 +1092,29 @@ def run_load(args: argparse.Namespace, system: System, sampler: Sampler, stop: t
     cpu_before, busy_before, own_before = sampler.snapshot(), _machine_busy_seconds(), os.times()
     started = time.monotonic()
     load.deadline = started + args.seconds
-    threads = [threading.Thread(target=citizen, args=(load, i), daemon=True) for i in range(args.citizens)]
-    threads += [threading.Thread(target=caller, args=(load, i), daemon=True) for i in range(args.callers)]
-    threads += [threading.Thread(target=operator, args=(load, i, s), daemon=True) for i, s in enumerate(operators)]
+    users = [threading.Thread(target=citizen, args=(load, i), daemon=True) for i in range(args.citizens)]
+    users += [threading.Thread(target=caller, args=(load, i), daemon=True) for i in range(args.callers)]
+    users += [threading.Thread(target=operator, args=(load, i, s), daemon=True) for i, s in enumerate(operators)]
     editor = None
     if args.publish_every > 0:
         editor = Editor(load, editor_staff, target, args.publish_every, args.propagation_timeout)
-        threads.append(editor)
-    for thread in threads:
+        editor.start()
+    for thread in users:
         thread.start()
-    while any(t.is_alive() for t in threads):
-        if stop.wait(5):
-            break
-        if any(t.is_alive() for t in threads) and time.monotonic() < load.deadline:
+    next_note = started + 5
+    while any(t.is_alive() for t in users) and not stop.wait(0.1):
+        if time.monotonic() >= next_note and time.monotonic() < load.deadline:
+            next_note += 5
             counts = recorder.counts()
             say(
                 f"{time.monotonic() - started:4.0f} s  "
                 + "  ".join(f"{c}: {n} ({e} err)" for c, (n, e) in counts.items())
             )
-    for thread in threads:
-        thread.join()
+    # The window ends when the last user's last request is answered; the editor's last watch may go on.
     elapsed = time.monotonic() - started
     cpu_after, busy_after, own_after = sampler.snapshot(), _machine_busy_seconds(), os.times()
+    if editor is not None:
+        editor.join()
 
     exited = {s.name: s.proc.returncode for s in system.servers if s.proc is not None and s.proc.poll() is not None}
     processes = []
@@ -1098,16 +1139,19 @@ def run_load(args: argparse.Namespace, system: System, sampler: Sampler, stop: t
     propagation: dict[str, Any] = {}
     if editor is not None:
         for name, seen in editor.result.seen.items():
-            found = sorted(s * 1000 for s in seen if s is not None)
+            found = sorted(s * 1000 for s, _ in seen if s is not None)
             propagation[name] = {
                 "publishes": len(seen),
-                "never_seen": sum(s is None for s in seen),
+                "never_seen": sum(s is None for s, _ in seen),
                 "ms_p50": round(percentile(found, 50), 1),
                 "ms_max": round(found[-1], 1) if found else None,
-                "ms_each": [None if s is None else round(s * 1000, 1) for s in seen],
+                "ms_each": [None if s is None else round(s * 1000, 1) for s, _ in seen],
+                # 1: the first request after the publish already had it, so the time is that request's latency.
+                "requests_each": [tries for _, tries in seen],
             }
     return {
         "seconds": round(elapsed, 1),
+        "first_requests_s": first_requests,
         "channels": {c: summarise(recorder.samples[c], elapsed) for c in CHANNELS},
         "propagation": propagation,
         "publishes": editor.result.publishes if editor else [],
@@ -1137,6 +1181,10 @@ def print_report(report: dict[str, Any]) -> None:
     out.append(
         f"  virtual users: {report['users']}; measured {report['seconds']} s; servers ready in {report['startup_s']} s"
     )
+    out.append(
+        "  first request of each path (cold, before the clock starts): "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report["first_requests_s"].items())
+    )
     out.append("")
     out.append(
         f"{'channel':16} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
@@ -1156,12 +1204,18 @@ def print_report(report: dict[str, Any]) -> None:
     out.append("  admin publish = open the edit form + save a draft + publish (three requests, one editor action)")
     if report["propagation"]:
         out.append("")
-        out.append("published change → served elsewhere (from the publish reply until the new answer comes back)")
+        out.append(
+            "published change → served there (from the publish reply until a reply carries the new answer; "
+            "a change already there at the first request counts that request's latency)"
+        )
         for name, p in report["propagation"].items():
-            each = ", ".join("never" if v is None else f"{v:.0f}" for v in p["ms_each"])
+            each = ", ".join(
+                ("never" if ms is None else f"{ms:.0f} ms") + f" ({tries} req)"
+                for ms, tries in zip(p["ms_each"], p["requests_each"], strict=True)
+            )
             out.append(
-                f"  {name}: p50 {p['ms_p50']:.0f} ms, max {p['ms_max'] or 0:.0f} ms over {p['publishes']} publishes "
-                f"({p['never_seen']} not within the timeout); each: {each} ms"
+                f"  {name}: p50 {p['ms_p50']:.0f} ms, max {p['ms_max'] or 0:.0f} ms over {p['publishes']} publishes, "
+                f"{p['never_seen']} not seen within the timeout; each: {each}"
             )
     out.append("")
     out.append(
@@ -1308,10 +1362,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"stopping {len(system.servers)} servers")
             for problem in system.stop():
                 say(problem)
-        deleted = system.clean_redis()
-        if deleted:
-            say(f"deleted {deleted} Redis keys of this run")
-        if keep:
+        if system.data_dir.exists():  # set-up began: the run may have written to Redis
+            deleted = system.clean_redis()
+            if deleted:
+                say(f"deleted {deleted} Redis keys of this run")
+        if keep and any(system.log_dir.glob("*.log")):
             say(f"kept {workdir} (database in data/, server logs in log/)")
         else:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -2,43 +2,63 @@
 # Sets up hotline-qa (both environments, model, sample knowledge base, index, Rasa model, first
 # administrator) and runs the action server, Rasa (website and hotline channels) and the web app
 # (chat widget, operator console, admin). Ctrl-C stops everything.
+#
+# Multi-process mode on one host: HOTLINE_WORKERS=2 (needs redis_url, e.g.
+# HOTLINE_REDIS_URL=redis://127.0.0.1:6379/0) runs two of each on consecutive ports, Rasa worker i
+# calling action server i and web worker i relaying to Rasa worker i; put a load balancer in front.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+workers="${HOTLINE_WORKERS:-1}"
 bash scripts/setup-env.sh
+if [ "$workers" -gt 1 ] && [ -z "$(.venv/bin/hotline config --get redis_url)" ]; then
+    echo "HOTLINE_WORKERS=$workers needs Redis for shared conversations: set redis_url (or HOTLINE_REDIS_URL)" >&2
+    exit 2
+fi
 bash scripts/setup-rasa.sh
 .venv/bin/hotline setup
-mkdir -p var
+mkdir -p var/log
 .venv/bin/hotline user ensure-admin --credentials-file var/admin-credentials.txt
 
-export HOTLINE_ACTION_PORT="${HOTLINE_ACTION_PORT:-5055}" HOTLINE_RASA_PORT="${HOTLINE_RASA_PORT:-5005}"
-export HOTLINE_RASA_URL="${HOTLINE_RASA_URL:-http://127.0.0.1:$HOTLINE_RASA_PORT}"
-web_port="$(.venv/bin/hotline config --get web_port)"
+action_base="${HOTLINE_ACTION_PORT:-5055}" rasa_base="${HOTLINE_RASA_PORT:-5005}"
+web_base="$(.venv/bin/hotline config --get web_port)"
 if [ -z "${HOTLINE_GATEWAY_SECRET:-}" ]; then
     HOTLINE_GATEWAY_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 fi
 export HOTLINE_GATEWAY_SECRET
-mkdir -p var/log
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; echo "stopped"; }
 trap stop EXIT INT TERM
 
-bash scripts/bot.sh actions > var/log/actions.log 2>&1 & pids+=($!)
-bash scripts/bot.sh rasa > var/log/rasa.log 2>&1 & pids+=($!)
-.venv/bin/hotline web > var/log/web.log 2>&1 & pids+=($!)
-echo "==> starting the action server, Rasa and the web app (logs in var/log/)"
-for _ in $(seq 1 180); do
-    if curl -fs "http://127.0.0.1:$HOTLINE_RASA_PORT/status" 2>/dev/null | grep -q model_id &&
-       curl -fs "http://127.0.0.1:$HOTLINE_ACTION_PORT/health" >/dev/null 2>&1 &&
-       curl -fs "http://127.0.0.1:$web_port/healthz" >/dev/null 2>&1; then
+for ((i = 0; i < workers; i++)); do
+    action_port=$((action_base + i)) rasa_port=$((rasa_base + i)) web_port=$((web_base + i))
+    HOTLINE_ACTION_PORT=$action_port bash scripts/bot.sh actions > "var/log/actions-$i.log" 2>&1 & pids+=($!)
+    HOTLINE_RASA_PORT=$rasa_port HOTLINE_ACTION_URL="http://127.0.0.1:$action_port/webhook" \
+        bash scripts/bot.sh rasa > "var/log/rasa-$i.log" 2>&1 & pids+=($!)
+    HOTLINE_RASA_URL="http://127.0.0.1:$rasa_port" .venv/bin/hotline web --port "$web_port" \
+        > "var/log/web-$i.log" 2>&1 & pids+=($!)
+done
+echo "==> starting $workers action server(s), Rasa worker(s) and web app(s) (logs in var/log/)"
+
+ready() {
+    for ((i = 0; i < workers; i++)); do
+        curl -fs "http://127.0.0.1:$((rasa_base + i))/status" 2>/dev/null | grep -q model_id || return 1
+        curl -fs "http://127.0.0.1:$((action_base + i))/health" >/dev/null 2>&1 || return 1
+        curl -fs "http://127.0.0.1:$((web_base + i))/healthz" >/dev/null 2>&1 || return 1
+    done
+}
+started=$SECONDS
+for _ in $(seq 1 300); do
+    if ready; then
         cat <<MSG
-==> hotline-qa is running
-  demo government site with the chat widget: http://127.0.0.1:$web_port/demo
-  operator console:     http://127.0.0.1:$web_port/operator
-  admin:                http://127.0.0.1:$web_port/admin   (first administrator: $(cat var/admin-credentials.txt 2>/dev/null || echo 'see var/admin-credentials.txt'))
-  website chat channel: POST http://127.0.0.1:$HOTLINE_RASA_PORT/webhooks/web/webhook
-      curl -s -XPOST localhost:$HOTLINE_RASA_PORT/webhooks/web/webhook -H 'Content-Type: application/json' \\
+==> hotline-qa is running ($workers worker(s) of each; ready in $((SECONDS - started)) s)
+  demo government site with the chat widget: http://127.0.0.1:$web_base/demo
+  operator console:     http://127.0.0.1:$web_base/operator
+  admin:                http://127.0.0.1:$web_base/admin
+      first administrator: $(cat var/admin-credentials.txt 2>/dev/null || echo 'created earlier (hotline user list)')
+  website chat channel: POST http://127.0.0.1:$rasa_base/webhooks/web/webhook
+      curl -s -XPOST localhost:$rasa_base/webhooks/web/webhook -H 'Content-Type: application/json' \\
            -d '{"sender":"demo","message":"社保卡丢了怎么补办"}'
-  hotline gateway:      POST http://127.0.0.1:$HOTLINE_RASA_PORT/webhooks/hotline/webhook
+  hotline gateway:      POST http://127.0.0.1:$rasa_base/webhooks/hotline/webhook
       header X-Hotline-Secret: $HOTLINE_GATEWAY_SECRET
   question console:     .venv/bin/hotline ask
   check a deployment:   .venv/bin/hotline doctor
@@ -50,5 +70,5 @@ MSG
     fi
     sleep 1
 done
-echo "the servers did not become ready in 180 s; see var/log/" >&2
+echo "the servers did not become ready in 300 s; see var/log/" >&2
 exit 1

@@ -51,18 +51,20 @@ def create_app(
     from web_widget.auth import auth, current_user
     from web_widget.chat import RasaRelay, chat
     from web_widget.operator import operator
-    from web_widget.security import RateLimiter, check_csrf, csrf_token, secret_key
+    from web_widget.security import RateLimiter, StrictJSONProvider, check_csrf, csrf_token, secret_key
     from web_widget.services import Services
 
     settings = settings or load_settings()
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)
     hotline = Services(settings, kb=kb, db=db, redis=redis)
     app.extensions["hotline"] = hotline
     app.config.update(
         HOTLINE_SETTINGS=settings,
         HOTLINE_RELAY=relay or RasaRelay(settings.rasa_url),
-        HOTLINE_LIMITER=RateLimiter(
-            settings.rate_limit_per_minute, redis=hotline.redis, prefix=getattr(settings, "redis_prefix", "hotline:")
+        HOTLINE_LIMITER=RateLimiter(settings.rate_limit_per_minute, redis=hotline.redis, prefix=settings.redis_prefix),
+        HOTLINE_OPERATOR_LIMITER=RateLimiter(
+            settings.operator_rate_limit_per_minute, redis=hotline.redis, prefix=settings.redis_prefix
         ),
         SECRET_KEY=secret_key(settings),
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,

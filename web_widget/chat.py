@@ -19,8 +19,9 @@ chat = Blueprint("chat", __name__)
 
 MAX_MESSAGE = 2000
 MAX_BODY_BYTES = 64 * 1024
-_SENDER = re.compile(r"^[\w.:-]{1,128}$")
-_PAYLOAD = re.compile(r"^/[a-z_]{1,40}(\{[^{}]{0,300}\})?$")
+# \Z, not $: $ also matches before a final newline, which would reach Rasa as part of the id.
+_SENDER = re.compile(r"^[\w.:-]{1,128}\Z")
+_PAYLOAD = re.compile(r"^/[a-z_]{1,40}(\{[^{}]{0,300}\})?\Z")
 BUSY: list[dict[str, Any]] = [
     {"text": "抱歉，系统暂时繁忙，没能回答您的问题。您可以稍后再试，或拨打12345由人工为您服务。"},
     {"custom": {"type": "handoff", "work_order": None}},

@@ -130,14 +130,14 @@ def work_order_page(number: str) -> str:
 @login_required("operator")
 def search() -> Any:
     """``?q=...&region=...``: the decision and the top entries for the caller's question."""
-    if not current_app.config["HOTLINE_LIMITER"].allow(f"search:{_username()}"):
+    if not current_app.config["HOTLINE_OPERATOR_LIMITER"].allow(f"search:{_username()}"):
         return jsonify(error="查询过于频繁，请稍等片刻再试（每分钟次数有上限）"), 429
     query = request.args.get("q", "")
     region = request.args.get("region", "").strip()[: MAX_FIELD["region"]]
     if not query.strip():
         return jsonify(error="请输入来电人的问题再查询"), 400
     try:
-        result = services().kb.search(query, region=region or None, top_k=TOP_K)
+        result = services().fresh_kb().search(query, region=region or None, top_k=TOP_K)
     except ValueError as exc:  # an unknown region (the query itself was checked above)
         return jsonify(error=f"无法按此条件查询：{exc}"), 400
     except Exception:

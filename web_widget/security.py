@@ -11,6 +11,7 @@ every worker shares one count) and in this process otherwise.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import abort, request, session
+from flask.json.provider import DefaultJSONProvider
 
 from knowledge_base.settings import Settings
 
@@ -61,6 +63,25 @@ def check_csrf() -> None:
     if not expected or not hmac.compare_digest(str(sent), str(expected)):
         log.warning("refused %s %s: missing or wrong CSRF token", request.method, request.path)
         abort(400, description="表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing request bodies that parse but cannot be handled: they become malformed JSON (a 400).
+
+    ``"\\ud800"`` is valid JSON syntax, but a lone surrogate is no text a database can store (UTF-8
+    refuses it); and deep nesting (``[[[[...``) raises RecursionError, which ``get_json(silent=True)``
+    does not catch. Both ended in a 500; raised as ValueError they are refused like any other bad body.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            value = super().loads(s, **kwargs)
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        except UnicodeEncodeError:
+            raise ValueError("JSON text with a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+        return value
 
 
 class RateLimiter:

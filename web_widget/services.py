@@ -127,11 +127,10 @@ class Services:
     @property
     def redis(self) -> Any:
         with self._lock:
-            url = getattr(self.settings, "redis_url", "")
-            if self._redis is None and url:
-                import redis
+            if self._redis is None and self.settings.redis_url:
+                from knowledge_base.factory import open_redis
 
-                self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+                self._redis = open_redis(self.settings)
             return self._redis
 
 

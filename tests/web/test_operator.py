@@ -213,7 +213,7 @@ def test_hostile_answers_travel_as_json_strings(app, operator_client):
 
 
 def test_searches_are_rate_limited_per_operator(settings, fake_kb, relay):
-    app = create_app(dataclasses.replace(settings, rate_limit_per_minute=3), kb=fake_kb, relay=relay)
+    app = create_app(dataclasses.replace(settings, operator_rate_limit_per_minute=3), kb=fake_kb, relay=relay)
     first, second = sign_in(app, "operator"), sign_in(app, "operator", "op-b")
     codes = [first.get("/operator/api/search?q=社保").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
