@@ -133,7 +133,11 @@ class Settings:
             raise ValueError(f"clarify_max must be 1-5, got {self.clarify_max}")
         if not 0 <= self.lexical_weight <= 1:
             raise ValueError(f"lexical_weight must be between 0 and 1, got {self.lexical_weight}")
-        if not 1 <= self.web_port <= 65535 or self.session_minutes < 1 or min(self.rate_limit_per_minute, self.operator_rate_limit_per_minute) < 0:
+        if (
+            not 1 <= self.web_port <= 65535
+            or self.session_minutes < 1
+            or min(self.rate_limit_per_minute, self.operator_rate_limit_per_minute) < 0
+        ):
             raise ValueError("web_port 1-65535, session_minutes >= 1 and rate_limit_per_minute >= 0 required")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(

@@ -6,22 +6,18 @@ The browser talks only to this app (same origin, strict CSP); the app relays to 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Protocol
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from knowledge_base.chat_request import BadRequest, payload_of, sender_id, text_of
 from web_widget.security import client_address
 
 log = logging.getLogger("hotline.web")
 
 chat = Blueprint("chat", __name__)
 
-MAX_MESSAGE = 2000
 MAX_BODY_BYTES = 64 * 1024
-# \Z, not $: $ also matches before a final newline, which would reach Rasa as part of the id.
-_SENDER = re.compile(r"^[\w.:-]{1,128}\Z")
-_PAYLOAD = re.compile(r"^/[a-z_]{1,40}(\{[^{}]{0,300}\})?\Z")
 BUSY: list[dict[str, Any]] = [
     {"text": "抱歉，系统暂时繁忙，没能回答您的问题。您可以稍后再试，或拨打12345由人工为您服务。"},
     {"custom": {"type": "handoff", "work_order": None}},
@@ -74,19 +70,16 @@ def relay_message() -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify(error="the body must be a JSON object"), 400
-    sender = body.get("sender")
-    if not isinstance(sender, str) or not _SENDER.match(sender):
-        return jsonify(error="sender is required: 1-128 letters, digits, '.', ':', '-' or '_'"), 400
-    forward: dict[str, Any] = {"sender": sender}
-    payload, message = body.get("payload"), body.get("message")
-    if payload is not None:
-        if not isinstance(payload, str) or not _PAYLOAD.match(payload):
-            return jsonify(error="payload must be one of the offered buttons' payloads"), 400
-        forward["payload"] = payload
-    elif isinstance(message, str):
-        forward["message"] = " ".join(message.split())[:MAX_MESSAGE]
-    else:
-        return jsonify(error="message (string) or payload is required"), 400
+    try:
+        sender = sender_id(body, "sender")
+        payload = payload_of(body)
+        forward: dict[str, Any] = {"sender": sender}
+        if payload is not None:
+            forward["payload"] = payload
+        else:
+            forward["message"] = text_of(body, "message")
+    except BadRequest as exc:
+        return jsonify(error=str(exc)), 400
     region = body.get("region")
     if isinstance(region, str) and region.strip():
         forward["metadata"] = {"region": region.strip()[:40]}

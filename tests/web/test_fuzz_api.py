@@ -180,8 +180,15 @@ def mutated(valid: dict[str, st.SearchStrategy[Any]], junk: st.SearchStrategy[An
 
 def json_bodies(valid: dict[str, st.SearchStrategy[Any]], *, limit: int) -> st.SearchStrategy[tuple[str, bytes]]:
     """(Content-Type, body): mutated JSON objects mostly, else any JSON, any bytes, wrong types, oversized."""
-    objects = st.builds(_encode_json, mutated(valid, strings | json_values), st.booleans())
-    others = st.builds(_encode_json, json_values, st.booleans()) | st.binary(max_size=300)
+    # ensure_ascii mostly: then lone surrogates arrive as "\ud800" escapes, which parse
+    escaped = st.sampled_from([True, True, False])
+    objects = st.builds(_encode_json, mutated(valid, strings | json_values), escaped)
+    nested = st.builds(
+        lambda depth, brackets: brackets[0] * depth + brackets[1] * depth,
+        st.integers(100, 20_000),
+        st.sampled_from([(b"[", b"]"), (b'{"a":', b"}"), (b'{"sender": [', b"]}")]),
+    )
+    others = st.builds(_encode_json, json_values, escaped) | st.binary(max_size=300) | nested
     oversized = st.builds(lambda extra: b'{"x": "' + b"a" * (limit + extra) + b'"}', st.sampled_from([1, 100_000]))
     return st.one_of(
         st.tuples(st.just("application/json"), objects),

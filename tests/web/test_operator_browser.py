@@ -10,14 +10,9 @@ test-artifacts/ for people to look at.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from knowledge_base.database import open_database
 from knowledge_base.factory import open_store
@@ -26,22 +21,16 @@ from knowledge_base.operator_log import OperatorLog
 from knowledge_base.settings import load_settings
 from knowledge_base.textnorm import TextNormaliser
 from knowledge_base.transfer import read_entries
+from tests.browser import serve, shot, start_chromium
 from tests.conftest import REPO
 from web_widget import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-ARTIFACTS = REPO / "test-artifacts"
 SAMPLE = REPO / "knowledge_base" / "sample"
 OPERATOR, PASSWORD = "op-browser", "correct-horse-battery"
 # A colloquial caller's question of the sample's test set, and the entry that answers it.
 GOLD = "GD-SB-001"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _question() -> str:
@@ -62,50 +51,16 @@ def web(real_embedder, tmp_path_factory) -> Iterator[dict]:
     app = create_app(settings, kb=kb, db=db)
     accounts = app.extensions["hotline"].accounts
     accounts.create_user(OPERATOR, PASSWORD, "operator", display_name="话务员甲", actor="test")
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{port}", "kb": kb, "db": db}
-    server.shutdown()
+    for url in serve(app):
+        yield {"url": url, "kb": kb, "db": db}
     db.close()
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("Debian packages chromium and chromium-driver are needed (scripts/test.sh installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_window_size(1280, 900)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
-
-
-def shot(driver, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
-    return path
 
 
 def clipboard(driver) -> str:
