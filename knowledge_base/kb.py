@@ -142,8 +142,10 @@ class KnowledgeBase:
             self._index_version = manifest.kb_version
             self._entries = self.store.get_many(self._index.entry_ids()) if len(self._index) else {}
             report = self.sync()
+            # The model loads lazily; a loaded index would otherwise leave it for the first citizen's question.
+            self.embedder.encode(["预热"])
             log.info(
-                "index loaded at KB version %d in %.1fs, caught up to %d (%d entries changed)",
+                "index and model loaded at KB version %d in %.1fs, caught up to %d (%d entries changed)",
                 manifest.kb_version,
                 time.perf_counter() - started,
                 report.to_version,

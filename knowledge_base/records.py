@@ -25,6 +25,8 @@ MAX_QUESTION_CHARS = 2000
 MAX_ANSWER_CHARS = 20_000
 MAX_SIMILAR_QUESTIONS = 200
 _KEY_RE = re.compile(r"^[\w.:/-]{1,64}$")
+# Control characters, and lone UTF-16 surrogates (a JSON "\ud800" escape): no database can store the latter.
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _REGION_SUFFIXES = ("特别行政区", "自治区", "自治州", "省", "市", "区", "县")
 
 
@@ -78,7 +80,7 @@ class Region:
     def __post_init__(self) -> None:
         for level in ("province", "city", "district"):
             value = getattr(self, level)
-            if not isinstance(value, str) or "/" in value or len(value) > 40:
+            if not isinstance(value, str) or "/" in value or len(value) > 40 or _BAD_CHARS.search(value):
                 raise InvalidEntry("regions", f"bad {level} name {value!r}")
             object.__setattr__(self, level, value.strip())
         if self.district and not self.city:
@@ -120,6 +122,8 @@ class PolicyBasis:
             raise InvalidEntry("policy_url", f"{self.url!r} is not an http(s) link")
         if len(self.title) > 300 or len(self.number) > 100:
             raise InvalidEntry("policy", "policy title or 文号 is too long (300 / 100 characters at most)")
+        if _BAD_CHARS.search(self.title + self.number + self.url):
+            raise InvalidEntry("policy", "policy title, 文号 or link contains control characters or lone surrogates")
 
     def __bool__(self) -> bool:
         return bool(self.title or self.number or self.url)
@@ -135,8 +139,8 @@ def _clean_text(value: object, field_name: str, limit: int, *, required: bool) -
         raise InvalidEntry(field_name, "must not be empty")
     if len(text) > limit:
         raise InvalidEntry(field_name, f"is {len(text)} characters long; at most {limit} allowed")
-    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text):
-        raise InvalidEntry(field_name, "contains control characters")
+    if _BAD_CHARS.search(text):
+        raise InvalidEntry(field_name, "contains control characters or lone surrogates (\\ud800-\\udfff)")
     return text
 
 

@@ -81,7 +81,22 @@ case "${1:-}" in
     ;;
   actions)
     cd "$root"
-    exec "$root/.venv/bin/python" -m rasa_sdk --actions actions --port "${HOTLINE_ACTION_PORT:-5055}"
+    port="${HOTLINE_ACTION_PORT:-5055}"
+    "$root/.venv/bin/python" -m rasa_sdk --actions actions --port "$port" &
+    server=$!
+    trap 'kill -TERM "$server" 2>/dev/null; wait "$server"' TERM INT
+    # Load the knowledge base and the model now, not inside the first caller's request.
+    for _ in $(seq 1 120); do
+        if curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+            curl -fs -XPOST "http://127.0.0.1:$port/webhook" -H 'Content-Type: application/json' \
+                -d '{"next_action":"action_warm_up","sender_id":"warm-up","tracker":{"sender_id":"warm-up","slots":{},"latest_message":{},"events":[],"paused":false,"latest_event_time":null,"followup_action":null,"active_loop":{},"latest_action_name":null},"domain":{}}' \
+                >/dev/null || echo "action server warm-up request failed; the first question will load the knowledge base" >&2
+            break
+        fi
+        kill -0 "$server" 2>/dev/null || break
+        sleep 0.5
+    done
+    wait "$server"
     ;;
   rasa)
     if [ -z "${HOTLINE_GATEWAY_SECRET:-}" ]; then

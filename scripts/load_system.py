@@ -195,6 +195,8 @@ class System:
         self.log_dir = workdir / "log"
         self.model_dir = BUILT_MODEL if BUILT_MODEL.is_dir() and not args.build_model else None
         self.gateway_secret = secrets.token_urlsafe(24)
+        # One session key for every web app: a staff member signed in on one is signed in on all.
+        self.secret_key = secrets.token_hex(32)
         self.password = secrets.token_urlsafe(16)
         self.operator_user = "load-operator"
         self.editor_user = "load-editor"
@@ -215,22 +217,18 @@ class System:
             # Pub/sub channels ignore the Redis database number: a prefix of our own keeps other
             # deployments' change announcements out of this run and ours out of theirs.
             HOTLINE_REDIS_PREFIX=f"{self.run_id}:",
-            HOTLINE_SECRET_KEY=self.run_secret_key,
+            HOTLINE_SECRET_KEY=self.secret_key,
             HOTLINE_GATEWAY_SECRET=self.gateway_secret,
-            HOTLINE_RATE_LIMIT_PER_MINUTE="0",  # the load comes from one address
+            # The load comes from one address, and its closed-loop operators search faster than people
+            # type: the limits would measure themselves, not the system.
+            HOTLINE_RATE_LIMIT_PER_MINUTE="0",
+            HOTLINE_OPERATOR_RATE_LIMIT_PER_MINUTE="0",
             HOTLINE_WEB_HOST="127.0.0.1",
         )
         if self.model_dir is not None:
             env["HOTLINE_MODEL_DIR"] = str(self.model_dir)
         env.update(extra)
         return env
-
-    @property
-    def run_secret_key(self) -> str:
-        # One key for every web app: a staff session signed in on one is valid on the others.
-        if not hasattr(self, "_secret_key"):
-            self._secret_key = secrets.token_hex(32)
-        return self._secret_key
 
     def _hotline(self, *argv: str, what: str) -> None:
         log_path = self.log_dir / f"{argv[0]}.log"
@@ -273,26 +271,9 @@ class System:
         started = time.monotonic()
         self._hotline("setup", what="hotline setup")
         say(f"set up in {time.monotonic() - started:.0f} s; creating staff accounts")
-        self._hotline(
-            "user",
-            "add",
-            self.operator_user,
-            "--role",
-            "operator",
-            "--password",
-            self.password,
-            what="hotline user add (operator)",
-        )
-        self._hotline(
-            "user",
-            "add",
-            self.editor_user,
-            "--role",
-            "reviewer",
-            "--password",
-            self.password,
-            what="hotline user add (editor and reviewer)",
-        )
+        # A reviewer is an editor who may also publish: the one editor account does both.
+        for user, role in ((self.operator_user, "operator"), (self.editor_user, "reviewer")):
+            self._hotline("user", "add", user, "--role", role, "--password", self.password, what=f"adding {user}")
 
     def start(self) -> float:
         """Start every server and wait until all are ready; returns the seconds that took."""
@@ -658,9 +639,13 @@ class User:
     left: int
     session: requests.Session = field(default_factory=requests.Session)
 
+    @property
+    def finished(self) -> bool:
+        return self.load.done() or self.left <= 0
+
     def may_send(self) -> bool:
         """True while time and budget allow one more request (and counts it)."""
-        if self.load.done() or self.left <= 0:
+        if self.finished:
             return False
         self.left -= 1
         return True
@@ -738,9 +723,8 @@ def citizen(load: Load, index: int) -> None:
     """A citizen in the chat widget: conversation after conversation, each with a new sender id."""
     user = User(load, index, random.Random(load.seed * 100_003 + index), load.max_requests)
     for conversation in itertools.count():
-        if not user.may_send():
+        if user.finished:
             return
-        user.left += 1  # only asked whether to go on
         converse(user, functools.partial(web_turn, user, f"{load.system.run_id}-web{index}-{conversation}"))
 
 
@@ -748,9 +732,8 @@ def caller(load: Load, index: int) -> None:
     """A caller on the 12345 line: call after call, each with a new call id."""
     user = User(load, index, random.Random(load.seed * 200_003 + index), load.max_requests)
     for call in itertools.count():
-        if not user.may_send():
+        if user.finished:
             return
-        user.left += 1
         converse(user, functools.partial(hotline_turn, user, f"{load.system.run_id}-call{index}-{call}"))
 
 
@@ -948,6 +931,7 @@ class Editor(threading.Thread):
             thread.start()
         for thread in threads:
             thread.join()
+        seen = {name: seen[name] for name in probes}  # in the probes' order, not the order they finished
         for name, found in seen.items():
             self.result.seen.setdefault(name, []).append(found)
         self.result.publishes.append(
@@ -959,6 +943,8 @@ class Editor(threading.Thread):
                 "seen": {k: {"s": v, "requests": tries} for k, (v, tries) in seen.items()},
             }
         )
+        if self.load.stop.is_set():
+            return  # interrupted: the watch was cut short, not the change lost
         shown = ", ".join("never" if v is None else f"{v * 1000:.0f} ms" for v, _ in seen.values())
         say(f"editor: publish {n} on {here.web.name}: {cycle_s * 1000:.0f} ms; on worker {there.index} after {shown}")
 

@@ -26,7 +26,8 @@ QUESTION = "社保卡丢了怎么补办"
 
 def _start_web(stack, port: int, name: str):
     log = stack["data"] / f"{name}.log"
-    proc = start_server([str(REPO / ".venv" / "bin" / "hotline"), "web", "--port", str(port)], stack["env"], log)
+    env = {**stack["env"], "HOTLINE_RASA_URL": stack["rasa"]}
+    proc = start_server([str(REPO / ".venv" / "bin" / "hotline"), "web", "--port", str(port)], env, log)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(f"{url}/healthz", timeout=2).ok, 180, name, proc, log)
     return proc, url
@@ -153,3 +154,50 @@ def test_a_worker_that_was_down_catches_up_when_it_starts(stack, web_workers):
     _publish_answer(web1["url"], missed, stack["data"] / "kb.sqlite3")
     web2["proc"], _ = _start_web(stack, web2["port"], "web2")
     assert _operator_answer(web2["url"]) == missed
+
+
+def test_web_worker_killed_mid_request_leaves_nothing_half_written(stack, web_workers):
+    import os
+    import threading
+
+    from knowledge_base.database import open_database
+    from knowledge_base.workflow import Workflow
+
+    web1, web2 = web_workers["web1"], web_workers["web2"]
+    session = _session(web2["url"], "scale-reviewer")
+    stop, outcomes = threading.Event(), {"saved": 0, "failed": 0}
+
+    def keep_saving() -> None:
+        while not stop.is_set():
+            form = {
+                "csrf_token": session.csrf,  # type: ignore[attr-defined]
+                "draft_version": "0",
+                "question": f"终止测试问题{uuid.uuid4().hex[:6]}怎么办",
+                "answer": "答" * 5000,
+                "similar_questions": "\n".join(f"问法{i}" for i in range(150)),
+            }
+            try:
+                reply = session.post(f"{web2['url']}/admin/drafts", data=form, allow_redirects=False, timeout=10)
+                outcomes["saved" if reply.status_code == 302 else "failed"] += 1
+            except requests.RequestException:
+                outcomes["failed"] += 1
+
+    writers = [threading.Thread(target=keep_saving) for _ in range(3)]
+    for w in writers:
+        w.start()
+    time.sleep(1.5)
+    os.killpg(web2["proc"].pid, 9)  # mid-request: three writers are inside a save
+    time.sleep(0.5)
+    stop.set()
+    for w in writers:
+        w.join(timeout=30)
+    assert outcomes["saved"] > 0 and outcomes["failed"] > 0, outcomes
+    db = open_database(stack["data"] / "kb.sqlite3")
+    assert db.query_one("PRAGMA integrity_check")["integrity_check"] == "ok"
+    drafts = [d for d in Workflow(kb=None, db=db).drafts() if d.entry.question.startswith("终止测试问题")]
+    assert all(len(d.entry.similar_questions) == 150 and len(d.entry.answer) == 5000 for d in drafts)
+    db.close()
+    # Citizens on the other worker never noticed.
+    reply = requests.post(f"{web1['url']}/api/chat", json={"sender": "after-kill", "message": QUESTION}, timeout=60)
+    assert reply.status_code == 200 and reply.json()["messages"]
+    web2["proc"], _ = _start_web(stack, web2["port"], "web2")

@@ -120,3 +120,33 @@ def test_work_order_without_phone(live):
     order = live.work_order(number)
     assert order.phone == "" and order.name == "" and order.region == "广东省/深圳市"
     assert number in dispatcher.messages[0]["text"]
+
+
+def test_warm_up_builds_the_runtime_and_says_nothing(live):
+    from actions.warmup import ActionWarmUp
+
+    dispatcher, events = run(ActionWarmUp(), tracker(""))
+    assert events == [] and dispatcher.messages == []
+
+
+def test_choosing_an_offered_entry_is_logged_as_resolving_the_clarification(live, fake_kb):
+    key = "T-GJJ-SZ"
+    dispatcher, _ = run(
+        ActionChooseEntry(),
+        Tracker(
+            "citizen-1",
+            {"candidates": [key, "T-GJJ-GZ"]},
+            {
+                "text": "/choose_entry",
+                "intent": {"name": "choose_entry"},
+                "entities": [{"entity": "entry_key", "value": key}],
+            },
+            [],
+            False,
+            None,
+            None,
+            "web",
+        ),
+    )
+    assert "深圳" in dispatcher.messages[0]["text"]
+    assert [(r["decision"], r["entry_key"]) for r in live.answer_log()] == [("chosen", key)]

@@ -17,8 +17,8 @@ built once per module so that hypothesis can send every example to the same app.
 
 from __future__ import annotations
 
+import functools
 import json
-import operator as op
 import re
 from typing import Any
 
@@ -34,6 +34,7 @@ from knowledge_base.operator_log import OUTCOMES, OperatorLog
 from knowledge_base.settings import Settings
 from knowledge_base.store import SQLiteStore
 from tests.conftest import TODAY, sample_entries
+from tests.strategies import BIG_INTS, chinese, json_values, mutated, spiced, strings, texts
 from tests.web.conftest import FakeRelay, sign_in
 from web_widget import MAX_UPLOAD_BYTES, create_app
 from web_widget.apidoc import openapi_document
@@ -43,67 +44,19 @@ pytestmark = pytest.mark.unit
 
 # Examples per test; the totals are in the module's report (pytest -rA shows the durations).
 FUZZ = settings(
-    max_examples=400,
+    max_examples=300,
     derandomize=True,  # CI sees the same inputs on every run
     database=None,  # nothing written to .hypothesis/
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
-SCHEMA_EXAMPLES = 150  # per documented operation and generation mode
+SCHEMA_EXAMPLES = 100  # per documented operation and generation mode
 
 TABLES = ("meta", "entries", "revisions", "drafts", "work_orders", "operator_reports")
 ALERT = re.compile(r'role="alert">\s*([^<\s][^<]*)<')
 
 # -- what the requests are made of ---------------------------------------------------------------
 
-NASTY = [
-    "",
-    " ",
-    "\u3000\u3000",
-    "\x00",
-    "a\x00b",
-    "\r\n\r\n",
-    "\x1b[31m红\x1b[0m",
-    "\x7f\x08\x0b\x0c",
-    "\u202e\u200b\ufeff\u2028\u2029",
-    "\ud800",
-    "\udfff",
-    "a\ud83dz",
-    "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>",
-    "\"'><svg/onload=alert(1)>",
-    "javascript:alert(document.cookie)",
-    "{{7*7}}{% raw %}",
-    "' OR '1'='1",
-    "'; DROP TABLE entries; --",
-    "1; UPDATE meta SET value='0' WHERE name='kb_version'",
-    '" OR ""="',
-    "%s%s%s%n",
-    "${jndi:ldap://x/a}",
-    "../../../../etc/passwd",
-    "NaN",
-    "-1",
-    "9" * 40,
-    "1e999",
-    "null",
-    "web-1\n",
-    "/feedback_useful\n",
-    "社保" * 1200,
-    "深圳市",
-    "广东省深圳市南山区",
-    "火星市",
-    "/feedback_useful",
-    '/choose_entry{"key":"T-SB-1"}',
-    "T-GJJ-SZ",
-    "GD20261126000001",
-    "13812345678",
-    "+86 138 1234 5678",
-    "020-12345678",
-    "440301199001011234",
-    "🙂" * 300,
-    "Z̤͔ͧ̑̓ä͖̭̈̇lͮ̒ͫǒ̹",
-]
-BIG_INTS = [-1, 0, 1, 2**31, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**40]
 CONTENT_TYPES = [
     "application/json",
     "application/json; charset=utf-8",
@@ -117,65 +70,15 @@ CONTENT_TYPES = [
     "",
 ]
 
-characters = st.characters() | st.characters(categories=["Cs"]) | st.characters(max_codepoint=0x20)
-texts = st.text(characters, max_size=40)
-huge_texts = st.builds(op.mul, st.text(characters, min_size=1, max_size=3), st.integers(300, 25_000))
-strings = st.one_of(st.sampled_from(NASTY), texts, texts, huge_texts)
-# Put next to good values, these get past the first checks and reach storage, templates and logs.
-SPICE = ["\ud800", "\udc00x", "\x00", "\x1b[2J", "\u202e", "\n", "\r\n", "\t", "\x85", "\u2028", "\\", '"',
-         "<script>alert(1)</script>", "' OR '1'='1", "'; DROP TABLE entries; --", "%s%n", "{{7*7}}", "🙂"]  # fmt: skip
-
-
-def spiced(good: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    """Good values, and good values with something hostile before or after them."""
-    hostile = st.builds(
-        lambda value, spice, front: spice + value if front else value + spice, good, st.sampled_from(SPICE), st.booleans()
-    )
-    return good | hostile
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.sampled_from(BIG_INTS)
-    | st.floats()  # NaN and infinities too: Python's json reads them
-    | strings
-)
-json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4), max_leaves=8
-)
-
 
 def _encode_json(document: Any, ascii_only: bool) -> bytes:
     # surrogatepass: a lone surrogate sent raw becomes invalid UTF-8, escaped it reaches the app as is
     return json.dumps(document, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
 
 
-MISSING = object()
-"""In a mutation: leave the key out."""
-
-
-def _mutate(base: dict[str, Any], changes: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    mutated = {**extra, **base}
-    for key, value in changes.items():
-        if value is MISSING:
-            mutated.pop(key, None)
-        else:
-            mutated[key] = value
-    return mutated
-
-
-def mutated(valid: dict[str, st.SearchStrategy[Any]], junk: st.SearchStrategy[Any]) -> st.SearchStrategy[dict]:
-    """A request that passes the endpoint's checks with up to three keys spoiled, left out or added.
-
-    Starting from a good request makes the one bad value the thing under test (a request with
-    every value random is refused by the first check, and the others are never reached).
-    """
-    return st.builds(
-        _mutate,
-        st.fixed_dictionaries(valid),
-        st.dictionaries(st.sampled_from(sorted(valid)), st.just(MISSING) | junk, max_size=3),
-        st.dictionaries(texts, junk, max_size=2) | st.just({}),
-    )
+@functools.cache
+def _oversized(limit: int) -> bytes:
+    return b'{"x": "' + b"a" * limit + b'"}'  # one byte over: a 413 (built once, 20 MB for the staff APIs)
 
 
 def json_bodies(valid: dict[str, st.SearchStrategy[Any]], *, limit: int) -> st.SearchStrategy[tuple[str, bytes]]:
@@ -188,14 +91,14 @@ def json_bodies(valid: dict[str, st.SearchStrategy[Any]], *, limit: int) -> st.S
         st.integers(100, 20_000),
         st.sampled_from([(b"[", b"]"), (b'{"a":', b"}"), (b'{"sender": [', b"]}")]),
     )
-    others = st.builds(_encode_json, json_values, escaped) | st.binary(max_size=300) | nested
-    oversized = st.builds(lambda extra: b'{"x": "' + b"a" * (limit + extra) + b'"}', st.sampled_from([1, 100_000]))
+    oversized = st.builds(_oversized, st.just(limit))
+    others = st.one_of(st.builds(_encode_json, json_values, escaped), st.binary(max_size=300), nested, oversized)
     return st.one_of(
         st.tuples(st.just("application/json"), objects),
         st.tuples(st.just("application/json"), objects),
         st.tuples(st.just("application/json"), objects),
-        st.tuples(st.sampled_from(CONTENT_TYPES), objects | others),
-        st.tuples(st.just("application/json"), oversized),
+        st.tuples(st.sampled_from(CONTENT_TYPES), objects),
+        st.tuples(st.just("application/json"), others),
     )
 
 
@@ -238,7 +141,7 @@ def staff(fuzz_app) -> dict[str, Any]:
 
 
 def snapshot(app) -> dict[str, Any]:
-    """Everything a request could change that matters: the KB and its version, drafts, orders, reports, relayed messages."""
+    """What a request could change: the KB and its version, drafts, orders, reports, messages relayed."""
     db = app.extensions["hotline"].db
     state: dict[str, Any] = {table: db.query(f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}
     state["relayed"] = len(app.config["HOTLINE_RELAY"].sent)
@@ -317,7 +220,7 @@ def _query_string(params: dict[str, bytes]) -> str:
     return "&".join(f"{k}=%{v.hex('%')}" if v else f"{k}=" for k, v in params.items())
 
 
-@FUZZ
+@settings(FUZZ, max_examples=200)  # a search costs more than the other requests
 @given(
     who=WHO,
     params=st.fixed_dictionaries(
@@ -338,7 +241,6 @@ def test_operator_search(fuzz_app, staff, who, params):
         assert len(reply.get_json()["hits"]) <= 5
 
 
-chinese = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=30)
 REPORT_FIELDS = {
     "query": spiced(st.sampled_from(["社保怎么查", "  深圳 公积金\n提取 "]) | chinese),
     "outcome": st.sampled_from(OUTCOMES),
@@ -402,7 +304,9 @@ FORM_JUNK = strings | st.sampled_from(
     ["2026/1/1", "2026-13-45", "0000-00-00", "昨天", "-1", "1.5", "1e3", str(2**63), str(10**40), "9" * 5000,
      "火星市", "javascript:alert(1)", "publish", "键 有空格", "\n".join(["问"] * 300)]
 )  # fmt: skip
-DRAFT_PATHS = st.sampled_from(["/admin/drafts"] * 4 + ["/admin/drafts/1", "/admin/drafts/99", f"/admin/drafts/{10**30}"])
+DRAFT_PATHS = st.sampled_from(
+    [*["/admin/drafts"] * 4, "/admin/drafts/1", "/admin/drafts/99", f"/admin/drafts/{10**30}"]
+)
 
 
 @FUZZ
