@@ -703,7 +703,7 @@ def _check_workbook_file(path: Path, problems: _Problems) -> bool:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             names = {m.filename for m in members}
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as err:  # "zip file version 8.4"
         problems.add(None, None, f"not a readable Excel .xlsx file: {err}")
         return False
     unpacked = sum(m.file_size for m in members)

@@ -43,7 +43,9 @@ def _search_while(kb, work) -> list[Exception]:
 def test_import_rebuild_and_new_dictionaries_while_citizens_search(fake_kb):
     def work() -> None:
         for round_ in range(5):
-            batch = [Entry(key=f"C-{round_}-{i}", question=f"第{round_}批问题{i}怎么办理", answer="答") for i in range(20)]
+            batch = [
+                Entry(key=f"C-{round_}-{i}", question=f"第{round_}批问题{i}怎么办理", answer="答") for i in range(20)
+            ]
             fake_kb.import_entries(batch, author="importer")
             sz = fake_kb.store.get_by_key("T-GJJ-SZ")
             fake_kb.update(sz.replace(answer=f"深圳：第{round_}版答案"), author="editor")
