@@ -165,7 +165,8 @@ def test_web_worker_killed_mid_request_leaves_nothing_half_written(stack, web_wo
 
     web1, web2 = web_workers["web1"], web_workers["web2"]
     session = _session(web2["url"], "scale-reviewer")
-    stop, outcomes = threading.Event(), {"saved": 0, "failed": 0}
+    stop = threading.Event()
+    outcomes: dict = {"saved": 0, "failed": 0}  # and the first refusal or error, for the report
 
     def keep_saving() -> None:
         while not stop.is_set():
@@ -179,14 +180,20 @@ def test_web_worker_killed_mid_request_leaves_nothing_half_written(stack, web_wo
             try:
                 reply = session.post(f"{web2['url']}/admin/drafts", data=form, allow_redirects=False, timeout=10)
                 outcomes["saved" if reply.status_code == 302 else "failed"] += 1
-            except requests.RequestException:
+                if reply.status_code != 302:
+                    outcomes.setdefault("refused", f"{reply.status_code} {reply.text[:300]}")
+            except requests.RequestException as exc:
                 outcomes["failed"] += 1
+                outcomes.setdefault("error", repr(exc)[:300])
 
     writers = [threading.Thread(target=keep_saving) for _ in range(3)]
     for w in writers:
         w.start()
-    time.sleep(1.5)
-    os.killpg(web2["proc"].pid, 9)  # mid-request: three writers are inside a save
+    deadline = time.monotonic() + 60
+    while outcomes["saved"] < 2 and time.monotonic() < deadline:  # a save takes 1-5 s (quality checks)
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(web2["proc"].pid, 9)  # mid-request: the other writers are inside a save
     time.sleep(0.5)
     stop.set()
     for w in writers:
