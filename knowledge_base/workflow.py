@@ -126,13 +126,17 @@ class Workflow:
         is the entry's version the editor started from.
 
         Raises:
-            StaleVersion: the draft was saved by someone else since ``expected_version``.
+            StaleVersion: the draft was saved by someone else since ``expected_version``; or, for a new
+                draft of an entry, the entry changed since the editor opened it or someone else already
+                has an open draft of it (two people never edit one entry apart).
             InvalidEntry: the draft is closed (published, discarded).
         """
         content = json.dumps(entry.to_dict(), ensure_ascii=False)
         now = _now()
         with self.db.transaction():
             if draft_id is None:
+                if entry.id is not None:
+                    self._check_entry_free(entry)
                 new_id = self.db.insert(
                     "INSERT INTO drafts (entry_id, base_version, content, state, version, author, reviewer, note, "
                     "created_at, updated_at) VALUES (?, ?, ?, 'draft', 1, ?, '', '', ?, ?)",
@@ -148,6 +152,33 @@ class Workflow:
         saved = self.draft(new_id)
         self._audit(author, "draft.save", _target(saved), {"draft": saved.id, "version": saved.version})
         return saved
+
+    def open_draft_for(self, entry_id: int) -> Draft | None:
+        """The open draft of an entry, if someone is editing it."""
+        found = self.drafts(entry_id=entry_id)
+        return found[0] if found else None
+
+    def _check_entry_free(self, entry: Entry) -> None:
+        assert entry.id is not None
+        current = self.kb.get(entry.id)
+        name = current.key or current.id
+        if current.version != entry.version:
+            raise StaleVersion(
+                entry.id,
+                entry.version,
+                current.version,
+                f"条目 {name} 在您打开后已被 {current.updated_by} 修改（您打开的是第 {entry.version} 版，"
+                f"现为第 {current.version} 版）；您的修改没有保存，仍保留在表单中，请对照最新版本重新修改",
+            )
+        other = self.open_draft_for(entry.id)
+        if other is not None:
+            raise StaleVersion(
+                entry.id,
+                entry.version,
+                current.version,
+                f"条目 {name} 已有 {other.author} 的进行中草稿 {other.id}（{other.state_name}）；"
+                "为免互相覆盖，请在该草稿上继续修改。您的内容没有保存，仍保留在表单中",
+            )
 
     def submit(self, draft_id: int, *, expected_version: int, author: str) -> Draft:
         """Send a draft to the reviewers."""

@@ -480,9 +480,17 @@ def queue_add() -> Any:
     if not questions:
         abort(400, description="没有选择要加入的问题")
     try:
-        proposed = current.replace(similar_questions=(*current.similar_questions, *questions), status=Status.DRAFT)
-        saved = svc.workflow.save(proposed, author=_user().username)
-    except InvalidEntry as exc:
+        # Into the entry's open draft if someone is already editing it, so two drafts never compete.
+        existing = svc.workflow.open_draft_for(entry_id)
+        base = existing.entry if existing else current
+        proposed = base.replace(similar_questions=(*base.similar_questions, *questions), status=Status.DRAFT)
+        if existing:
+            saved = svc.workflow.save(
+                proposed, author=_user().username, draft_id=existing.id, expected_version=existing.version
+            )
+        else:
+            saved = svc.workflow.save(proposed, author=_user().username)
+    except (InvalidEntry, StaleVersion) as exc:
         flash(f"未能加入：{exc}", "error")
         return redirect(url_for("admin.queue"))
     svc.queue.resolve(questions, action=f"draft:{saved.id}", actor=_user().username)

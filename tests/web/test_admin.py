@@ -156,22 +156,51 @@ def test_second_save_of_the_same_draft_is_refused_and_the_text_kept(app):
     assert app.extensions["hotline"].workflow.draft(draft_id).entry.answer == "王的改动"
 
 
+def test_second_editor_of_the_same_entry_is_refused_at_save_and_keeps_the_text(app):
+    first, second = sign_in(app, "editor", "wang"), sign_in(app, "editor", "zhao")
+    entry_id = str(_entry_id(app, "T-SB-1"))
+    assert first.post("/admin/drafts", data=_draft_form(first, entry_id=entry_id, entry_version="1")).status_code == 302
+    reply = second.post(
+        "/admin/drafts", data=_draft_form(second, entry_id=entry_id, entry_version="1", answer="赵的答案")
+    )
+    assert reply.status_code == 409
+    html = reply.get_data(as_text=True)
+    assert "已有 wang 的进行中草稿" in html and "赵的答案" in html
+    assert [d.author for d in app.extensions["hotline"].workflow.drafts()] == ["wang"]
+
+
+def test_saving_over_an_entry_changed_since_it_was_opened_is_refused(app, fake_kb):
+    editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
+    entry_id = _entry_id(app, "T-SB-1")
+    reviewer.post(f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1"))
+    reply = editor.post("/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1"))
+    assert reply.status_code == 409 and "现为第 2 版" in reply.get_data(as_text=True)
+
+
 def test_publishing_a_draft_of_an_entry_changed_meanwhile_is_refused(app, fake_kb):
     editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
     entry_id = _entry_id(app, "T-SB-1")
     old = editor.post(
         "/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1", answer="旧稿")
     )
-    new = editor.post(
-        "/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1", answer="新稿")
-    )
-    old_id, new_id = (int(r.headers["Location"].rsplit("/", 1)[1]) for r in (old, new))
-    assert reviewer.post(f"/admin/drafts/{new_id}/publish", data=_form(reviewer, draft_version="1")).status_code == 302
+    old_id = int(old.headers["Location"].rsplit("/", 1)[1])
+    reviewer.post(f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1"))
     reply = reviewer.post(
         f"/admin/drafts/{old_id}/publish", data=_form(reviewer, draft_version="1"), follow_redirects=True
     )
     assert "操作被拒绝" in reply.get_data(as_text=True)
-    assert fake_kb.get(entry_id).answer == "新稿"
+    assert fake_kb.get(entry_id).answer != "旧稿"
+
+
+def test_queue_adds_into_the_open_draft_of_an_entry(app, fake_kb):
+    svc = app.extensions["hotline"]
+    editor = sign_in(app, "editor")
+    entry_id = _entry_id(app, "T-SB-1")
+    editor.post("/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1"))
+    reply = editor.post("/admin/queue/add", data=_form(editor, entry_id=str(entry_id), question=["社保记录去哪查"]))
+    assert reply.status_code == 302
+    drafts = svc.workflow.drafts()
+    assert len(drafts) == 1 and "社保记录去哪查" in drafts[0].entry.similar_questions and drafts[0].version == 2
 
 
 def test_invalid_draft_is_shown_again_with_the_reason(editor_client):
