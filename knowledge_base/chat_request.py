@@ -46,7 +46,11 @@ def payload_of(body: dict[str, Any]) -> str | None:
 
 
 def text_of(body: dict[str, Any], field: str) -> str:
-    """The user's text, whitespace collapsed and cut at :data:`MAX_TEXT`.
+    """The user's text, whitespace collapsed, lone surrogates dropped, cut at :data:`MAX_TEXT`.
+
+    Example:
+        >>> text_of({"message": "社保卡\\ud800  丢了"}, "message")
+        '社保卡 丢了'
 
     Raises:
         BadRequest: no text under ``field``.
@@ -54,6 +58,8 @@ def text_of(body: dict[str, Any], field: str) -> str:
     text = body.get(field)
     if not isinstance(text, str):
         raise BadRequest(f"{field} (string) or payload is required")
+    # Lone surrogates (possible in JSON "\ud800") cannot be stored or logged: dropped here, once for all channels.
+    text = text.encode("utf-8", "ignore").decode("utf-8")
     return " ".join(text.split())[:MAX_TEXT]
 
 
