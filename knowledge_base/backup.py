@@ -540,12 +540,20 @@ def restore_database(
                     db.execute("PRAGMA defer_foreign_keys = ON")  # foreign keys checked at commit
                 for name in created:
                     db.ensure_schema(parts[name].table.ddl())
+                served = "entries" in target and bool(db.query_one("SELECT id FROM entries LIMIT 1"))
+                replaced_version = (_kb_version(db, target) or 0) if served else 0
+                replaced_ids = [int(r["id"]) for r in db.query("SELECT id FROM entries")] if served else []
                 emptied = _empty(db, [n for n in target if replace or n in parts])
                 for name, part in parts.items():
                     bar = tqdm(total=part.rows, desc=f"restore {name}", unit="row", disable=not progress)
                     _insert_rows(db, part, bar.update)
                     bar.close()
                 _set_counters(db, describe_tables(db), parts)
+                if served and "entries" in parts:
+                    # Workers were serving the replaced data: move every one of them onto the restored entries.
+                    from knowledge_base.store import SQLStore
+
+                    SQLStore(db).mark_restored(replaced_ids=replaced_ids, replaced_version=replaced_version)
                 kb_version = _kb_version(db, describe_tables(db))
         except BackupRejected:
             raise

@@ -182,8 +182,12 @@ def restore_cmd(ctx: Context, file: Path, replace: bool) -> None:
     )
     if summary.emptied:
         click.echo(f"emptied (not in the backup): {', '.join(summary.emptied)}")
-    # Workers compare KB versions only, and the restored history need not match what their index holds.
-    click.echo("now rebuild the index on every host: hotline index rebuild")
+    # A restore over a served database marks every entry changed (running workers re-read them all);
+    # an index built elsewhere from other data cannot know that the new database is not its own.
+    click.echo(
+        "running workers of this database re-read every entry by themselves; on a host whose index "
+        "was built from another database, run: hotline index rebuild"
+    )
 
 
 # -- search ------------------------------------------------------------------

@@ -274,6 +274,25 @@ class SQLStore:
             (entry_id, version, author, when.isoformat(), action, _dump(before), _dump(after)),
         )
 
+    def mark_restored(self, *, replaced_ids: Iterable[int], replaced_version: int) -> int:
+        """After a restore over a database that workers were serving: a KB version past both histories.
+
+        Call it inside the restore's transaction. Every entry now present, and every one the restore
+        removed, gets a ``restore`` revision at that version, so a running worker (whose index is at
+        most ``replaced_version``) re-reads all of them instead of trusting an index of other data.
+
+        Returns:
+            The new KB version.
+        """
+        version = max(self.kb_version(), replaced_version) + 1
+        now = _now()
+        current = {e.id: e for e in self.entries() if e.id is not None}
+        for entry_id in sorted(set(current) | set(replaced_ids)):
+            self._record(version, entry_id, "restore", now, "restore", None, current.get(entry_id))
+        self.db.execute("UPDATE entries SET kb_version=?", (version,))
+        self.db.execute("UPDATE meta SET value=? WHERE name='kb_version'", (str(version),))
+        return version
+
     @staticmethod
     def _check_author(author: str) -> str:
         author = (author or "").strip()

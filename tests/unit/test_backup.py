@@ -143,7 +143,37 @@ def test_a_target_holding_data_is_refused_unless_replaced(db, new_database, tmp_
     assert dump(target) == before
 
     restored = restore_database(target, tmp_path / "b.tar.gz", replace=True)
-    assert dump(target) == dump(db) and restored.kb_version == 5
+    # The backup's rows, plus one KB version past both histories that marks every entry changed,
+    # so workers that served the replaced data re-read everything.
+    assert restored.kb_version == 6
+    got, want = dump(target), dump(db)
+    assert {k: v for k, v in got.items() if k not in ("entries", "revisions", "meta")} == {
+        k: v for k, v in want.items() if k not in ("entries", "revisions", "meta")
+    }
+    strip = [{k: v for k, v in row.items() if k != "kb_version"} for row in got["entries"]]
+    assert strip == [{k: v for k, v in row.items() if k != "kb_version"} for row in want["entries"]]
+    restore_rows = [r for r in got["revisions"] if r["action"] == "restore"]
+    assert [r for r in got["revisions"] if r["action"] != "restore"] == want["revisions"]
+    assert sorted(r["entry_id"] for r in restore_rows) == sorted({*(e["id"] for e in want["entries"]), 1})
+
+
+def test_workers_serving_the_replaced_data_move_onto_the_restored_entries(db, new_database, tmp_path, normaliser):
+    from knowledge_base.embedder import FakeEmbedder
+    from knowledge_base.kb import KnowledgeBase
+
+    SQLStore(db).add(Entry(key="R-1", question="居住证怎么办理", answer="备份里的答案"), author="x")
+    backup_database(db, tmp_path / "b.tar.gz")
+    target = new_database()
+    store = SQLStore(target)
+    for i in range(6):  # the served database is further along than the backup
+        store.add(Entry(key=f"LIVE-{i}", question=f"线上问题{i}怎么办", answer="线上"), author="y")
+    kb = KnowledgeBase(store, FakeEmbedder(), normaliser)
+    kb.warm_up()
+    assert kb.search("线上问题3怎么办").best.entry.key == "LIVE-3"
+    restore_database(target, tmp_path / "b.tar.gz", replace=True)
+    kb.sync()
+    assert kb.search("居住证怎么办理").best.entry.answer == "备份里的答案"
+    assert all(not h.entry.key.startswith("LIVE") for h in kb.search("线上问题3怎么办").hits)
 
 
 def test_replace_empties_tables_the_backup_does_not_have(db, new_database, tmp_path):
