@@ -177,6 +177,13 @@ def open_database(url: str | Path) -> Database:
     return SQLiteDatabase(text)
 
 
+def adopt(database: Database | str | Path) -> tuple[Database, bool]:
+    """``database`` itself, or one opened from a path or URL; True when the caller opened it (and closes it)."""
+    if isinstance(database, Database):
+        return database, False
+    return open_database(database), True
+
+
 def redact_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, for messages and logs."""
     parts = urlsplit(url)

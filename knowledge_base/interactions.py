@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from knowledge_base.database import Database, open_database
+from knowledge_base.database import Database, adopt
 from knowledge_base.errors import EntryNotFound, InvalidEntry
 from knowledge_base.privacy import normalise_phone
 
@@ -96,8 +96,7 @@ class InteractionStore:
     """
 
     def __init__(self, database: Database | str | Path) -> None:
-        self._owns_db = not isinstance(database, Database)
-        self.db = open_database(database) if not isinstance(database, Database) else database
+        self.db, self._owns_db = adopt(database)
         self.path = self.db.url
         self.db.ensure_schema(_SCHEMA)
 

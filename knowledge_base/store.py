@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from knowledge_base.database import Database, open_database
+from knowledge_base.database import Database, adopt
 from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
 from knowledge_base.records import Entry, Revision, Status
 
@@ -105,8 +105,7 @@ class SQLStore:
     """
 
     def __init__(self, database: Database | str | Path) -> None:
-        self._owns_db = not isinstance(database, Database)
-        self.db = open_database(database) if not isinstance(database, Database) else database
+        self.db, self._owns_db = adopt(database)
         self.path = self.db.url
         self.db.ensure_schema(_SCHEMA)
 

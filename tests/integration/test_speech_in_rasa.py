@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_rasa_loads_the_channels_with_the_path_bot_sh_sets():
     rasa_python = REPO / ".venv-rasa" / "bin" / "python"
     if not rasa_python.exists():
-        pytest.skip("no Rasa environment (.venv-rasa): run scripts/setup-rasa.sh")
+        pytest.fail("no Rasa environment (.venv-rasa): run scripts/setup-rasa.sh (scripts/test.sh does)")
     script = (REPO / "scripts" / "bot.sh").read_text()
     assert 'PYTHONPATH="$root/bot:$root"' in script
     out = subprocess.run(
