@@ -32,6 +32,27 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def new_database(tmp_path: Path):
+    """Makes fresh, empty databases of the backend under test (SQLite files here; PostgreSQL in test_postgres)."""
+    from knowledge_base.database import open_database
+
+    made = []
+
+    def make():
+        made.append(open_database(tmp_path / f"db{len(made)}.sqlite3"))
+        return made[-1]
+
+    yield make
+    for db in made:
+        db.close()
+
+
+@pytest.fixture
+def db(new_database):
+    return new_database()
+
+
+@pytest.fixture
 def store(tmp_path: Path):
     s = SQLiteStore(tmp_path / "kb.sqlite3")
     yield s

@@ -95,8 +95,11 @@ def entry_from_form(form: MultiDict[str, str], *, entry_id: int | None, version:
     )
 
 
-def _form_values(entry: Entry | None, form: MultiDict[str, str] | None = None) -> dict[str, str]:
-    """What the form shows: the posted values when re-showing a refused save (nothing typed is lost)."""
+def form_values(entry: Entry | None, form: MultiDict[str, str] | None = None) -> dict[str, str]:
+    """The edit form's fields for ``entry``, or the posted ones when a refused save is shown again.
+
+    Re-showing the posted values is what keeps everything an editor typed when a save is refused.
+    """
     if form is not None:
         return {k: form.get(k, "") for k in form}
     if entry is None:
@@ -249,7 +252,7 @@ def new_entry() -> Any:
 @login_required("editor")
 def edit_entry(entry_id: int) -> Any:
     current = _entry_or_404(entry_id)
-    values = _form_values(current)
+    values = form_values(current)
     values["entry_version"] = str(current.version)
     return render_template("admin/edit.html", values=values, draft=None, entry=current, findings=[], diff=None)
 
@@ -346,7 +349,7 @@ def draft(draft_id: int) -> Any:
         abort(404, description=f"没有草稿 {draft_id}")
     entry = _maybe_entry(found.entry_id)
     findings = check_entry(svc.fresh_kb(), found.entry.replace(id=found.entry_id), today=_today())
-    return _show_draft_form(_form_values(found.entry), found, entry, findings)
+    return _show_draft_form(form_values(found.entry), found, entry, findings)
 
 
 def _maybe_entry(entry_id: int | None) -> Entry | None:
@@ -363,8 +366,6 @@ def _maybe_entry(entry_id: int | None) -> Entry | None:
 @login_required("editor")
 def save_draft(draft_id: int | None = None) -> Any:
     """Save (and optionally submit) a draft; a refused save shows the form again with everything typed."""
-    from knowledge_base.quality import check_entry
-
     svc = services()
     form = request.form
     user = _user()
@@ -379,7 +380,7 @@ def save_draft(draft_id: int | None = None) -> Any:
     )
     base_version = existing.base_version if existing else _int(form.get("entry_version") or "0", "entry_version")
     current = _maybe_entry(entry_id)
-    values = _form_values(None, form)
+    values = form_values(None, form)
     try:
         proposed = entry_from_form(form, entry_id=entry_id, version=base_version)
         saved = svc.workflow.save(
@@ -396,11 +397,9 @@ def save_draft(draft_id: int | None = None) -> Any:
     except InvalidEntry as exc:
         flash(f"未保存：{exc}", "error")
         return _show_draft_form(values, existing, current, [], 400)
-    findings = check_entry(svc.fresh_kb(), saved.entry.replace(id=entry_id), today=_today())
     submitted = "并提交审核" if saved.state == "in_review" else ""
-    flash(f"草稿已保存{submitted}（草稿 {saved.id}，第 {saved.version} 版）", "ok")
-    if findings:
-        flash(f"质量检查发现 {len(findings)} 个问题，请查看下方提示", "warn")
+    # The draft page that follows runs the quality checks and shows them: once per save, not twice.
+    flash(f"草稿已保存{submitted}（草稿 {saved.id}，第 {saved.version} 版）；质量检查结果见下方", "ok")
     return redirect(url_for("admin.draft", draft_id=saved.id))
 
 

@@ -77,12 +77,7 @@ class Services:
             if self._workflow is None:
                 from knowledge_base.workflow import Workflow
 
-                accounts = self.accounts
-                self._workflow = Workflow(
-                    self.kb,
-                    self.db,
-                    audit=lambda actor, action, target, detail: accounts.audit(actor, action, target, detail),
-                )
+                self._workflow = Workflow(self.kb, self.db, audit=self.accounts.audit)
             return self._workflow
 
     @property

@@ -74,28 +74,18 @@ def _publish_answer(url: str, answer: str, db_path) -> float:
     """Change the answer of KEY through the admin of the worker at ``url``; returns when the publish returned."""
     from knowledge_base.database import open_database
     from knowledge_base.store import SQLStore
+    from web_widget.admin import form_values
 
     session = _session(url, "scale-reviewer")
     db = open_database(db_path)
     entry = SQLStore(db).get_by_key(KEY)
     db.close()
     form = {
+        **form_values(entry.replace(answer=answer)),  # the fields as the admin's edit form holds them
         "csrf_token": session.csrf,  # type: ignore[attr-defined]
         "entry_id": str(entry.id),
         "entry_version": str(entry.version),
         "draft_version": "0",
-        "key": entry.key,
-        "question": entry.question,
-        "similar_questions": "\n".join(entry.similar_questions),
-        "answer": answer,
-        "department": entry.department,
-        "category": entry.category,
-        "regions": "\n".join(str(r) for r in entry.regions),
-        "policy_title": entry.policy.title,
-        "policy_number": entry.policy.number,
-        "policy_url": entry.policy.url,
-        "effective_date": entry.effective_date.isoformat() if entry.effective_date else "",
-        "expiry_date": entry.expiry_date.isoformat() if entry.expiry_date else "",
     }
     saved = session.post(f"{url}/admin/drafts", data=form, allow_redirects=False, timeout=60)
     assert saved.status_code == 302, saved.text[:500]

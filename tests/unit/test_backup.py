@@ -40,25 +40,6 @@ CREATE TABLE IF NOT EXISTS settings_kv (name TEXT PRIMARY KEY, value TEXT NOT NU
 """
 
 
-@pytest.fixture
-def new_database(tmp_path):
-    """Makes fresh, empty databases of the backend under test (SQLite files here)."""
-    made = []
-
-    def make():
-        made.append(open_database(tmp_path / f"db{len(made)}.sqlite3"))
-        return made[-1]
-
-    yield make
-    for db in made:
-        db.close()
-
-
-@pytest.fixture
-def db(new_database):
-    return new_database()
-
-
 def fill(db: Database) -> None:
     """Every kind of row the application writes, including a deleted entry (its id must stay retired)."""
     store, log = SQLStore(db), InteractionStore(db)

@@ -27,25 +27,6 @@ pytestmark = pytest.mark.unit
 NOTES = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL UNIQUE, n INTEGER)"
 
 
-@pytest.fixture
-def new_database(tmp_path):
-    """Makes fresh, empty databases of the backend under test (SQLite files here)."""
-    made = []
-
-    def make():
-        made.append(open_database(tmp_path / f"db{len(made)}.sqlite3"))
-        return made[-1]
-
-    yield make
-    for db in made:
-        db.close()
-
-
-@pytest.fixture
-def db(new_database):
-    return new_database()
-
-
 # -- SQL translation -------------------------------------------------------------
 
 
