@@ -46,7 +46,7 @@ def _search(rt: runtime.Runtime, query: str, region: str | None) -> Any:
 
 
 def _log(rt: runtime.Runtime, tracker: Tracker, query: str, result: Any) -> None:
-    from knowledge_base.privacy import mask
+    from knowledge_base.plain.privacy import mask
 
     best = result.best
     rt.interactions.log_answer(

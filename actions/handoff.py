@@ -54,7 +54,7 @@ class ValidateHandoffForm(FormValidationAction):
     def validate_contact_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> dict[str, Any]:
-        from knowledge_base.privacy import normalise_phone
+        from knowledge_base.plain.privacy import normalise_phone
 
         if _declined(tracker):
             return {"contact_phone": DECLINED}
@@ -83,7 +83,7 @@ class ActionCreateWorkOrder(Action):
         return "action_create_work_order"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[Any]:
-        from knowledge_base.privacy import mask
+        from knowledge_base.plain.privacy import mask
 
         phone = tracker.get_slot("contact_phone")
         name = tracker.get_slot("contact_name")

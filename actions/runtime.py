@@ -21,10 +21,10 @@ _runtime: Runtime | None = None
 
 @dataclass
 class Runtime:
-    kb: Any  # knowledge_base.kb.KnowledgeBase
-    interactions: Any  # knowledge_base.interactions.InteractionStore
-    dictionaries: Any = None  # knowledge_base.dictionaries.DictionaryWatcher (None: tables never change)
-    listener: Any = None  # knowledge_base.events.ChangeListener while Redis is configured
+    kb: Any  # knowledge_base.search.kb.KnowledgeBase
+    interactions: Any  # knowledge_base.staff.interactions.InteractionStore
+    dictionaries: Any = None  # knowledge_base.search.dictionaries.DictionaryWatcher (None: tables never change)
+    listener: Any = None  # knowledge_base.storage.events.ChangeListener while Redis is configured
 
     def fresh_kb(self) -> Any:
         """The knowledge base with staff-edited dictionaries applied (checked every few seconds)."""
@@ -47,7 +47,7 @@ def get() -> Runtime:
         with _lock:
             if _runtime is None:
                 from knowledge_base import factory
-                from knowledge_base.dictionaries import DictionaryStore, DictionaryWatcher
+                from knowledge_base.search.dictionaries import DictionaryStore, DictionaryWatcher
                 from knowledge_base.settings import load_settings
 
                 settings = load_settings()

@@ -6,14 +6,14 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from knowledge_base import database
-from knowledge_base.cache import LRUResultCache, RedisResultCache, ResultCache
-from knowledge_base.embedder import SentenceTransformerEmbedder
-from knowledge_base.events import ChangeListener, Notifier, NullListener, NullNotifier, RedisNotifier, Syncable
-from knowledge_base.interactions import InteractionStore
-from knowledge_base.kb import KnowledgeBase
+from knowledge_base.search.cache import LRUResultCache, RedisResultCache, ResultCache
+from knowledge_base.search.embedder import SentenceTransformerEmbedder
+from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.settings import Settings
-from knowledge_base.store import SQLStore
+from knowledge_base.staff.interactions import InteractionStore
+from knowledge_base.storage import database
+from knowledge_base.storage.events import ChangeListener, Notifier, NullListener, NullNotifier, RedisNotifier, Syncable
+from knowledge_base.storage.store import SQLStore
 
 if TYPE_CHECKING:
     import redis
@@ -130,7 +130,7 @@ def open_knowledge_base(
     Raises:
         ModelNotBuilt: the model folder is missing (run ``hotline model build``).
     """
-    from knowledge_base.dictionaries import DictionaryStore
+    from knowledge_base.search.dictionaries import DictionaryStore
 
     client = open_redis(settings)
     db = db if db is not None else open_database(settings)

@@ -39,19 +39,19 @@ def main() -> None:
 
     import redis
 
-    from knowledge_base.cache import LRUResultCache, RedisResultCache
-    from knowledge_base.embedder import SentenceTransformerEmbedder
-    from knowledge_base.kb import KnowledgeBase
+    from knowledge_base.search.cache import LRUResultCache, RedisResultCache
+    from knowledge_base.search.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.kb import KnowledgeBase
+    from knowledge_base.search.textnorm import TextNormaliser
     from knowledge_base.settings import Settings
-    from knowledge_base.store import SQLiteStore
-    from knowledge_base.textnorm import TextNormaliser
+    from knowledge_base.storage.store import SQLStore
     from knowledge_base.transfer import read_entries
 
     sample = ROOT / "knowledge_base" / "sample"
     questions = [json.loads(line)["query"] for line in (sample / "test_questions.jsonl").read_text().splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=tmp)
-        store = SQLiteStore(Path(tmp) / "kb.sqlite3")
+        store = SQLStore(Path(tmp) / "kb.sqlite3")
         store.import_entries(read_entries(sample / "guangdong_kb.yaml"), author="bench")
         embedder = SentenceTransformerEmbedder(args.model_dir, threads=1)
         normaliser = TextNormaliser.from_dir()

@@ -114,7 +114,7 @@ case "${1:-}" in
         train
     fi
     cd "$root/bot"
-    # bot/ for our channels (imported as channels.*); the root for the stdlib-only knowledge_base.speech they use.
+    # bot/ for our channels (imported as channels.*); the root for the stdlib-only knowledge_base.plain.speech they use.
     PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/rasa" run --enable-api --cors "*" \
         --port "${HOTLINE_RASA_PORT:-5005}" --model "$model" \
         --credentials credentials.yml --endpoints "$endpoints"

@@ -8,20 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_base.embedder import FakeEmbedder
-from knowledge_base.kb import KnowledgeBase
 from knowledge_base.records import Entry, PolicyBasis, Region, Status
+from knowledge_base.search.embedder import FakeEmbedder
+from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.settings import Settings
-from knowledge_base.store import SQLiteStore
+from knowledge_base.storage.store import SQLStore
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_BENCH = REPO.parent / "shared" / "bench"
 TODAY = date(2026, 11, 26)
 
 
 @pytest.fixture(scope="session")
 def normaliser():
-    from knowledge_base.textnorm import TextNormaliser
+    from knowledge_base.search.textnorm import TextNormaliser
 
     return TextNormaliser.from_dir()
 
@@ -34,7 +33,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def new_database(tmp_path: Path):
     """Makes fresh, empty databases of the backend under test (SQLite files here; PostgreSQL in test_postgres)."""
-    from knowledge_base.database import open_database
+    from knowledge_base.storage.database import open_database
 
     made = []
 
@@ -54,7 +53,7 @@ def db(new_database):
 
 @pytest.fixture
 def store(tmp_path: Path):
-    s = SQLiteStore(tmp_path / "kb.sqlite3")
+    s = SQLStore(tmp_path / "kb.sqlite3")
     yield s
     s.close()
 
@@ -113,7 +112,7 @@ def fake_kb(store, normaliser, settings) -> KnowledgeBase:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """The real multilingual-e5-small folder, built once (or reused from HOTLINE_TEST_MODEL_DIR)."""
-    from knowledge_base.model_build import build_model, is_built
+    from hotline.model_build import build_model, is_built
 
     given = os.environ.get("HOTLINE_TEST_MODEL_DIR")
     if given and is_built(Path(given)):
@@ -123,7 +122,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_embedder(model_dir: Path):
-    from knowledge_base.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder(model_dir)
     embedder.load()

@@ -141,7 +141,7 @@ def _audit(action: str, target: str, detail: dict[str, Any]) -> None:
 @admin.get("/")
 @login_required("editor")
 def home() -> Any:
-    from knowledge_base.reports import build_dashboard
+    from knowledge_base.staff.reports import build_dashboard
     from web_widget import charts
 
     svc = services()
@@ -340,7 +340,7 @@ def _show_draft_form(
 @admin.get("/drafts/<int:draft_id>")
 @login_required("editor")
 def draft(draft_id: int) -> Any:
-    from knowledge_base.quality import check_entry
+    from knowledge_base.search.quality import check_entry
 
     svc = services()
     try:
@@ -571,7 +571,7 @@ def import_file() -> Any:
 @admin.get("/dictionaries")
 @login_required("editor")
 def dictionaries() -> Any:
-    from knowledge_base.dictionaries import EDITABLE
+    from knowledge_base.search.dictionaries import EDITABLE
 
     store = services().dictionaries
     return render_template("admin/dictionaries.html", tables=[store.table(n) for n in EDITABLE])
@@ -580,7 +580,7 @@ def dictionaries() -> Any:
 @admin.route("/dictionaries/<name>", methods=["GET", "POST"])
 @login_required("editor")
 def dictionary(name: str) -> Any:
-    from knowledge_base.dictionaries import EDITABLE
+    from knowledge_base.search.dictionaries import EDITABLE
 
     if name not in EDITABLE:
         abort(404, description=f"没有词典 {name}")
@@ -611,7 +611,7 @@ def dictionary(name: str) -> Any:
 @admin.route("/users", methods=["GET", "POST"])
 @login_required("admin")
 def users() -> Any:
-    from knowledge_base.accounts import ROLE_NAMES, AccountError
+    from knowledge_base.staff.accounts import ROLE_NAMES, AccountError
 
     accounts = services().accounts
     if request.method == "POST":

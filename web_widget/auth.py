@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, session, url_for
 
-from knowledge_base.accounts import AccountError, User
+from knowledge_base.staff.accounts import AccountError, User
 from web_widget.security import client_address
 from web_widget.services import services
 

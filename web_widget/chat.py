@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from knowledge_base.chat_request import BadRequest, payload_of, sender_id, text_of
+from knowledge_base.plain.chat_request import BadRequest, payload_of, sender_id, text_of
 from web_widget.security import client_address
 
 log = logging.getLogger("hotline.web")

@@ -2,7 +2,7 @@
 
 The operator types the caller's question and sees the knowledge base's best
 entries as they type, copies an answer or reads its spoken version aloud,
-reports whether it helped (:mod:`knowledge_base.operator_log`), and opens a
+reports whether it helped (:mod:`knowledge_base.staff.operator_log`), and opens a
 work order (工单) when the knowledge base cannot settle the call.
 
 Every route needs a signed-in staff member whose role includes ``operator``.
@@ -17,10 +17,10 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry
-from knowledge_base.operator_log import MAX_QUERY, OperatorLog
-from knowledge_base.privacy import mask
+from knowledge_base.plain.privacy import mask
+from knowledge_base.plain.speech import spoken_answer
 from knowledge_base.records import Hit
-from knowledge_base.speech import spoken_answer
+from knowledge_base.staff.operator_log import MAX_QUERY, OperatorLog
 from web_widget.auth import current_user, login_required
 from web_widget.services import services
 

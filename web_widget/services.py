@@ -66,7 +66,7 @@ class Services:
     def accounts(self) -> Any:
         with self._lock:
             if self._accounts is None:
-                from knowledge_base.accounts import AccountStore
+                from knowledge_base.staff.accounts import AccountStore
 
                 self._accounts = AccountStore(self.db)
             return self._accounts
@@ -75,7 +75,7 @@ class Services:
     def workflow(self) -> Any:
         with self._lock:
             if self._workflow is None:
-                from knowledge_base.workflow import Workflow
+                from knowledge_base.staff.workflow import Workflow
 
                 self._workflow = Workflow(self.kb, self.db, audit=self.accounts.audit)
             return self._workflow
@@ -84,7 +84,7 @@ class Services:
     def interactions(self) -> Any:
         with self._lock:
             if self._interactions is None:
-                from knowledge_base.interactions import InteractionStore
+                from knowledge_base.staff.interactions import InteractionStore
 
                 self._interactions = InteractionStore(self.db)
             return self._interactions
@@ -93,7 +93,7 @@ class Services:
     def dictionaries(self) -> Any:
         with self._lock:
             if self._dictionaries is None:
-                from knowledge_base.dictionaries import DictionaryStore
+                from knowledge_base.search.dictionaries import DictionaryStore
 
                 self._dictionaries = DictionaryStore(self.db)
             return self._dictionaries
@@ -102,7 +102,7 @@ class Services:
     def queue(self) -> Any:
         with self._lock:
             if self._queue is None:
-                from knowledge_base.curation import CurationQueue
+                from knowledge_base.staff.curation import CurationQueue
 
                 self.interactions  # noqa: B018 - the queue reads its tables
                 self._queue = CurationQueue(self.kb, self.db)
@@ -113,7 +113,7 @@ class Services:
         kb = self.kb
         with self._lock:
             if self._watcher is None:
-                from knowledge_base.dictionaries import DictionaryWatcher
+                from knowledge_base.search.dictionaries import DictionaryWatcher
 
                 self._watcher = DictionaryWatcher(kb, self.dictionaries)
         self._watcher.refresh(force=force)

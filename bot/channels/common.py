@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 # The checks themselves are shared with the website's relay (standard library only).
-from knowledge_base.chat_request import MAX_TEXT, BadRequest, message_text, sender_id
+from knowledge_base.plain.chat_request import MAX_TEXT, BadRequest, message_text, sender_id
 
 __all__ = ["MAX_TEXT", "BadRequest", "message_text", "parse_body", "sender_id"]
 

@@ -1,7 +1,7 @@
 """Bot messages rewritten for the telephone: keypad prompts for buttons, the source read after the answer.
 
 The wording rules (no links, dates and numbers as spoken, short sentences) live in
-:mod:`knowledge_base.speech`, shared with the operator console; this module applies
+:mod:`knowledge_base.plain.speech`, shared with the operator console; this module applies
 them to the messages Rasa collects. Pure functions, so they are tested without Rasa.
 Rasa imports it as ``channels.speech`` (``scripts/bot.sh`` puts bot/ and the repository
 root on PYTHONPATH).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from knowledge_base.speech import MAX_SENTENCE, sentences, speakable, spoken_source
+from knowledge_base.plain.speech import MAX_SENTENCE, sentences, speakable, spoken_source
 
 __all__ = ["MAX_SENTENCE", "sentences", "speakable", "spoken_source", "to_speech"]
 

@@ -20,8 +20,8 @@ SECOND_ANSWER = "夜间临时经营许可已改为在粤省事小程序网上申
 
 @pytest.fixture(scope="module")
 def staff(stack):
-    from knowledge_base.accounts import AccountStore
-    from knowledge_base.database import open_database
+    from knowledge_base.staff.accounts import AccountStore
+    from knowledge_base.storage.database import open_database
 
     db = open_database(stack["data"] / "kb.sqlite3")
     accounts = AccountStore(db)

@@ -35,9 +35,9 @@ def _start_web(stack, port: int, name: str):
 
 @pytest.fixture(scope="module")
 def web_workers(stack):
-    from knowledge_base.accounts import AccountStore
-    from knowledge_base.database import open_database
-    from knowledge_base.store import SQLStore
+    from knowledge_base.staff.accounts import AccountStore
+    from knowledge_base.storage.database import open_database
+    from knowledge_base.storage.store import SQLStore
 
     db = open_database(stack["data"] / "kb.sqlite3")
     AccountStore(db).create_user("scale-reviewer", PASSWORD, "reviewer", actor="test")
@@ -72,8 +72,8 @@ def _session(url: str, username: str) -> requests.Session:
 
 def _publish_answer(url: str, answer: str, db_path) -> float:
     """Change the answer of KEY through the admin of the worker at ``url``; returns when the publish returned."""
-    from knowledge_base.database import open_database
-    from knowledge_base.store import SQLStore
+    from knowledge_base.storage.database import open_database
+    from knowledge_base.storage.store import SQLStore
     from web_widget.admin import form_values
 
     session = _session(url, "scale-reviewer")
@@ -150,8 +150,8 @@ def test_web_worker_killed_mid_request_leaves_nothing_half_written(stack, web_wo
     import os
     import threading
 
-    from knowledge_base.database import open_database
-    from knowledge_base.workflow import Workflow
+    from knowledge_base.staff.workflow import Workflow
+    from knowledge_base.storage.database import open_database
 
     web1, web2 = web_workers["web1"], web_workers["web2"]
     session = _session(web2["url"], "scale-reviewer")

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import requests
 
-from knowledge_base.interactions import InteractionStore
+from knowledge_base.staff.interactions import InteractionStore
 from tests.dialogue.conftest import Chat, buttons, customs, texts
 
 pytestmark = [pytest.mark.dialogue, pytest.mark.slow]

@@ -24,8 +24,8 @@ def _relay(web: str, sender: str, text: str) -> requests.Response:
 
 
 def test_redis_outage_degrades_politely_and_recovers(stack, web, private_redis):
-    from knowledge_base.database import open_database
-    from knowledge_base.store import SQLStore
+    from knowledge_base.storage.database import open_database
+    from knowledge_base.storage.store import SQLStore
 
     db = open_database(stack["data"] / "kb.sqlite3")
     store = SQLStore(db)

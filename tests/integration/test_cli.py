@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from knowledge_base.cli import main
+from hotline.cli import main
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

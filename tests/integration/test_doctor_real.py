@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge_base import doctor
-from knowledge_base.doctor import Level
+from hotline import doctor
+from hotline.doctor import Level
 from knowledge_base.factory import open_knowledge_base
 from knowledge_base.records import Entry
 from knowledge_base.settings import Settings

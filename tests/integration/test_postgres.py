@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from knowledge_base.backup import backup_database, restore_database
-from knowledge_base.database import Database, PostgresDatabase, open_database, redact_url
-from knowledge_base.interactions import InteractionStore
 from knowledge_base.records import Entry
-from knowledge_base.store import SQLStore
+from knowledge_base.staff.interactions import InteractionStore
+from knowledge_base.storage.backup import backup_database, restore_database
+from knowledge_base.storage.database import Database, PostgresDatabase, open_database, redact_url
+from knowledge_base.storage.store import SQLStore
 from tests.unit.test_backup import (  # noqa: F401 - collected here again, on both backends
     dump,
     fill,

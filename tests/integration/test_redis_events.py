@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_base.cache import RedisResultCache
-from knowledge_base.embedder import FakeEmbedder
 from knowledge_base.factory import open_cache, open_notifier, start_listener
-from knowledge_base.kb import KnowledgeBase
 from knowledge_base.records import Entry
+from knowledge_base.search.cache import RedisResultCache
+from knowledge_base.search.embedder import FakeEmbedder
+from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.settings import Settings
-from knowledge_base.store import SQLiteStore
+from knowledge_base.storage.store import SQLStore
 from tests.conftest import REDIS_TEST_URLS, TODAY, sample_entries
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def redis_settings(tmp_path: Path, redis) -> Settings:
 @pytest.fixture
 def workers(tmp_path: Path, normaliser, redis_settings) -> Iterator[tuple[KnowledgeBase, KnowledgeBase]]:
     """Two knowledge bases ("workers") on one SQLite file, both announcing writes on Redis."""
-    stores = [SQLiteStore(tmp_path / "shared.sqlite3") for _ in range(2)]
+    stores = [SQLStore(tmp_path / "shared.sqlite3") for _ in range(2)]
     a, b = (
         KnowledgeBase(
             store,
@@ -121,7 +121,7 @@ def test_every_write_method_is_announced(workers, redis_settings):
 
 def test_listener_survives_client_kill_and_catches_up(workers, redis_settings, redis, caplog):
     a, b = workers
-    caplog.set_level(logging.INFO, logger="knowledge_base.events")
+    caplog.set_level(logging.INFO, logger="knowledge_base.storage.events")
     listener = start_listener(redis_settings, b)
     try:
         assert listener.wait_connected(5)
@@ -201,7 +201,7 @@ class FlakyProxy:
 
 def test_listener_backs_off_while_redis_is_gone_and_catches_up_on_return(workers, redis_settings, caplog):
     a, b = workers
-    caplog.set_level(logging.INFO, logger="knowledge_base.events")
+    caplog.set_level(logging.INFO, logger="knowledge_base.storage.events")
     proxy = FlakyProxy(("127.0.0.1", 6379))
     proxy.up()
     via_proxy = replace(redis_settings, redis_url=f"redis://127.0.0.1:{proxy.port}/15")
@@ -227,7 +227,7 @@ def test_listener_backs_off_while_redis_is_gone_and_catches_up_on_return(workers
 def test_publishing_without_redis_keeps_the_write(tmp_path, normaliser, caplog):
     unreachable = Settings(data_dir=str(tmp_path / "var"), redis_url="redis://127.0.0.1:1/15")
     kb = KnowledgeBase(
-        SQLiteStore(tmp_path / "kb.sqlite3"),
+        SQLStore(tmp_path / "kb.sqlite3"),
         FakeEmbedder(),
         normaliser,
         settings=unreachable,

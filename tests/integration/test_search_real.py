@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_base.evaluation import Ranked, decision_metrics, read_queries, retrieval_metrics
-from knowledge_base.kb import KnowledgeBase
-from knowledge_base.ranking import Thresholds
+from hotline.evaluation import Ranked, decision_metrics, read_queries, retrieval_metrics
 from knowledge_base.records import Decision
+from knowledge_base.search.kb import KnowledgeBase
+from knowledge_base.search.ranking import Thresholds
 from knowledge_base.settings import load_settings
-from knowledge_base.store import SQLiteStore
+from knowledge_base.storage.store import SQLStore
 from knowledge_base.transfer import read_entries
 from tests.conftest import REPO, TODAY
 
@@ -25,7 +25,7 @@ SAMPLE = REPO / "knowledge_base" / "sample"
 def real_kb(real_embedder, normaliser, tmp_path_factory) -> KnowledgeBase:
     folder = tmp_path_factory.mktemp("real-kb")
     settings = load_settings(REPO / "config.yml", environ={}, data_dir=str(folder))
-    store = SQLiteStore(folder / "kb.sqlite3")
+    store = SQLStore(folder / "kb.sqlite3")
     store.import_entries(read_entries(SAMPLE / "guangdong_kb.yaml"), author="test")
     kb = KnowledgeBase(
         store, real_embedder, normaliser, settings=settings, index_dir=folder / "index", today=lambda: TODAY

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import runtime
 from actions.answer import ActionAnswer, ActionChooseEntry, ActionFeedback
 from actions.handoff import ActionCreateWorkOrder, ValidateHandoffForm
-from knowledge_base.interactions import InteractionStore
+from knowledge_base.staff.interactions import InteractionStore
 
 pytestmark = pytest.mark.unit
 

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from knowledge_base.backup import backup_database, describe_tables, read_manifest, restore_database
-from knowledge_base.cli import main
-from knowledge_base.database import Database, IntegrityError, open_database
+from hotline.cli import main
 from knowledge_base.errors import BackupRejected
-from knowledge_base.interactions import InteractionStore
 from knowledge_base.records import Entry
-from knowledge_base.store import SQLStore
+from knowledge_base.staff.interactions import InteractionStore
+from knowledge_base.storage.backup import backup_database, describe_tables, read_manifest, restore_database
+from knowledge_base.storage.database import Database, IntegrityError, open_database
+from knowledge_base.storage.store import SQLStore
 
 pytestmark = pytest.mark.unit
 
@@ -139,8 +139,8 @@ def test_a_target_holding_data_is_refused_unless_replaced(db, new_database, tmp_
 
 
 def test_workers_serving_the_replaced_data_move_onto_the_restored_entries(db, new_database, tmp_path, normaliser):
-    from knowledge_base.embedder import FakeEmbedder
-    from knowledge_base.kb import KnowledgeBase
+    from knowledge_base.search.embedder import FakeEmbedder
+    from knowledge_base.search.kb import KnowledgeBase
 
     SQLStore(db).add(Entry(key="R-1", question="居住证怎么办理", answer="备份里的答案"), author="x")
     backup_database(db, tmp_path / "b.tar.gz")

@@ -6,10 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from knowledge_base.cache import CachedResult, LRUResultCache, RedisResultCache, result_key
-from knowledge_base.embedder import FakeEmbedder
-from knowledge_base.kb import KnowledgeBase
 from knowledge_base.records import Decision, Entry, Region
+from knowledge_base.search.cache import CachedResult, LRUResultCache, RedisResultCache, result_key
+from knowledge_base.search.embedder import FakeEmbedder
+from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.settings import Settings
 from tests.conftest import TODAY
 
@@ -175,7 +175,7 @@ def test_redis_cache_without_redis_is_a_miss_and_pauses(caplog):
 def test_new_dictionary_tables_are_a_new_key(cached_kb, tmp_path):
     import shutil
 
-    from knowledge_base.textnorm import DEFAULT_DATA_DIR, TextNormaliser
+    from knowledge_base.search.textnorm import DEFAULT_DATA_DIR, TextNormaliser
 
     first = cached_kb.search("社保缴费记录在哪查")
     tables = shutil.copytree(DEFAULT_DATA_DIR, tmp_path / "tables")

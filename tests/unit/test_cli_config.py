@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from knowledge_base.cli import main
+from hotline.cli import main
 
 pytestmark = pytest.mark.unit
 

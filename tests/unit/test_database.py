@@ -10,7 +10,9 @@ import threading
 import pytest
 
 from knowledge_base import factory
-from knowledge_base.database import (
+from knowledge_base.errors import DatabaseError
+from knowledge_base.settings import Settings
+from knowledge_base.storage.database import (
     IntegrityError,
     SQLiteDatabase,
     open_database,
@@ -19,8 +21,6 @@ from knowledge_base.database import (
     redact_url,
     split_statements,
 )
-from knowledge_base.errors import DatabaseError
-from knowledge_base.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import pytest
 
 from actions.context import cities_that_differ, follow_up_query, is_follow_up
 from bot.channels.speech import sentences, speakable, to_speech
-from knowledge_base.privacy import mask, normalise_phone
+from knowledge_base.plain.privacy import mask, normalise_phone
 
 pytestmark = pytest.mark.unit
 

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from knowledge_base import doctor
-from knowledge_base.cli import main
-from knowledge_base.doctor import Check, Level, Ports
-from knowledge_base.embedder import SentenceTransformerEmbedder
-from knowledge_base.index import PhrasingIndex
-from knowledge_base.kb import index_manifest
+from hotline import doctor
+from hotline.cli import main
+from hotline.doctor import Check, Level, Ports
 from knowledge_base.records import Entry
+from knowledge_base.search.embedder import SentenceTransformerEmbedder
+from knowledge_base.search.index import PhrasingIndex
+from knowledge_base.search.kb import index_manifest
 from knowledge_base.settings import Settings
-from knowledge_base.store import SQLiteStore
+from knowledge_base.storage.store import SQLStore
 
 pytestmark = pytest.mark.unit
 
@@ -117,7 +117,7 @@ def test_database_missing_empty_and_filled(tmp_path):
     check, version = doctor.check_database(settings)
     assert (check.level, check.fix, version) == (Level.FAIL, "hotline setup", None)
     assert not settings.sqlite_path.exists(), "the doctor must not create a database"
-    store = SQLiteStore(settings.sqlite_path)
+    store = SQLStore(settings.sqlite_path)
     check, version = doctor.check_database(settings)
     assert (check.level, version) == (Level.WARN, 0)
     store.add(Entry(question="社保卡怎么补办", answer="带身份证。"), author="t")

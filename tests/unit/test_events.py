@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from knowledge_base.cache import LRUResultCache
 from knowledge_base.errors import StaleVersion
-from knowledge_base.events import ChangeListener, NullListener, NullNotifier, RedisNotifier, channel
 from knowledge_base.factory import open_cache, open_notifier, start_listener
 from knowledge_base.records import Entry
+from knowledge_base.search.cache import LRUResultCache
 from knowledge_base.settings import Settings
+from knowledge_base.storage.events import ChangeListener, NullListener, NullNotifier, RedisNotifier, channel
 
 pytestmark = pytest.mark.unit
 
@@ -94,7 +94,7 @@ def test_listener_arguments_are_checked(fake_kb, kwargs, message):
 
 
 def test_listener_without_redis_keeps_retrying_and_stops_cleanly(fake_kb, caplog):
-    caplog.set_level(logging.INFO, logger="knowledge_base.events")
+    caplog.set_level(logging.INFO, logger="knowledge_base.storage.events")
     unreachable = Settings(data_dir=fake_kb.settings.data_dir, redis_url="redis://127.0.0.1:1/15")
     listener = start_listener(unreachable, fake_kb)
     assert isinstance(listener, ChangeListener)

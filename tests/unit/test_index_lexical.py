@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from knowledge_base.errors import IndexMismatch
-from knowledge_base.index import Manifest, PhrasingIndex
-from knowledge_base.lexical import BM25Index
+from knowledge_base.search.index import Manifest, PhrasingIndex
+from knowledge_base.search.lexical import BM25Index
 
 pytestmark = pytest.mark.unit
 

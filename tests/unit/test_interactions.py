@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry
-from knowledge_base.interactions import InteractionStore
+from knowledge_base.staff.interactions import InteractionStore
 
 pytestmark = pytest.mark.unit
 

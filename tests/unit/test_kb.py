@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge_base.embedder import FakeEmbedder
 from knowledge_base.errors import StaleVersion
-from knowledge_base.kb import KnowledgeBase
 from knowledge_base.records import Decision, Entry, Status
-from knowledge_base.store import SQLiteStore
+from knowledge_base.search.embedder import FakeEmbedder
+from knowledge_base.search.kb import KnowledgeBase
+from knowledge_base.storage.store import SQLStore
 from tests.conftest import TODAY
 
 pytestmark = pytest.mark.unit
@@ -102,7 +102,7 @@ def test_a_second_worker_catches_up_with_changes_made_by_the_first(fake_kb, norm
 
 
 def test_persisted_index_is_reused_caught_up_and_rebuilt_when_it_does_not_match(tmp_path, normaliser, settings):
-    store = SQLiteStore(tmp_path / "kb.sqlite3")
+    store = SQLStore(tmp_path / "kb.sqlite3")
     store.import_entries([Entry(key="A", question="护照怎么办理", answer="出入境窗口办理。")], author="x")
     first = KnowledgeBase(store, FakeEmbedder(), normaliser, settings=settings, index_dir=tmp_path / "index")
     assert first.warm_up().rebuilt

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from knowledge_base.records import Entry
-from knowledge_base.textnorm import TextNormaliser
+from knowledge_base.search.textnorm import TextNormaliser
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge_base import model_build
+from hotline import model_build
+from hotline.model_build import QK, dequantize_q4_0, read_e5_layout
 from knowledge_base.errors import ModelNotBuilt
-from knowledge_base.model_build import QK, dequantize_q4_0, read_e5_layout
 
 pytestmark = pytest.mark.unit
 

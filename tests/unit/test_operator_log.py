@@ -1,4 +1,4 @@
-"""The operators' reports (knowledge_base/operator_log.py) on a real in-memory SQLite database."""
+"""The operators' reports (knowledge_base/staff/operator_log.py) on a real in-memory SQLite database."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from knowledge_base.database import open_database
 from knowledge_base.errors import InvalidEntry
-from knowledge_base.operator_log import OUTCOMES, OperatorLog
+from knowledge_base.staff.operator_log import OUTCOMES, OperatorLog
+from knowledge_base.storage.database import open_database
 
 pytestmark = pytest.mark.unit
 
@@ -131,7 +131,7 @@ def test_bad_report_queries_say_what_is_allowed(log, kwargs):
 
 
 def test_the_outcomes_are_the_dashboards():
-    from knowledge_base.reports import OUTCOMES as DASHBOARD_OUTCOMES
+    from knowledge_base.staff.reports import OUTCOMES as DASHBOARD_OUTCOMES
 
     assert OUTCOMES == DASHBOARD_OUTCOMES
 

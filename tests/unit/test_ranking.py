@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge_base.ranking import Thresholds, best_per_entry, decide, fuse
 from knowledge_base.records import Decision
+from knowledge_base.search.ranking import Thresholds, best_per_entry, decide, fuse
 
 pytestmark = pytest.mark.unit
 

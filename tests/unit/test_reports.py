@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from knowledge_base.records import Entry, Status
-from knowledge_base.reports import (
+from knowledge_base.staff.reports import (
     MAX_DAYS,
     TOP_N,
     EntryFeedback,

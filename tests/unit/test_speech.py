@@ -1,4 +1,4 @@
-"""What callers hear (knowledge_base/speech.py): one implementation for the hotline channel and the console."""
+"""What callers hear (knowledge_base/plain/speech.py): one implementation for the hotline channel and the console."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import pytest
 
 import bot.channels.speech as channel_speech
-from knowledge_base import speech
-from knowledge_base.speech import sentences, speakable, spoken_answer, spoken_source
+from knowledge_base.plain import speech
+from knowledge_base.plain.speech import sentences, speakable, spoken_answer, spoken_source
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit
@@ -92,7 +92,7 @@ def test_the_hotline_channel_uses_the_same_functions():
 def test_speech_imports_only_the_standard_library():
     # It runs inside the Rasa process too, where none of our dependencies are installed.
     code = (
-        "import sys; before = set(sys.modules); import knowledge_base.speech; "
+        "import sys; before = set(sys.modules); import knowledge_base.plain.speech; "
         "extra = sorted(m for m in set(sys.modules) - before "
         "if m.split('.')[0] not in sys.stdlib_module_names and m.split('.')[0] != 'knowledge_base'); "
         "print(','.join(extra))"
@@ -110,7 +110,7 @@ def test_speech_imports_only_the_standard_library():
         [
             sys.executable,
             "-c",
-            "import sys, knowledge_base.speech; "
+            "import sys, knowledge_base.plain.speech; "
             "print(sorted(m for m in sys.modules if m.startswith('knowledge_base')))",
         ],
         cwd=REPO,
@@ -119,4 +119,4 @@ def test_speech_imports_only_the_standard_library():
         text=True,
         check=True,
     )
-    assert loaded.stdout.strip() == "['knowledge_base', 'knowledge_base.speech']"  # the package stays light
+    assert loaded.stdout.strip() == "['knowledge_base', 'knowledge_base.plain', 'knowledge_base.plain.speech']"  # the package stays light

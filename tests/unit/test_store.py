@@ -11,7 +11,7 @@ import pytest
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
 from knowledge_base.records import Entry, Status
-from knowledge_base.store import SQLiteStore
+from knowledge_base.storage.store import SQLStore
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +45,7 @@ def test_second_save_of_the_same_version_is_refused_and_nothing_is_lost(store):
     assert store.kb_version() == 2
 
 
-def _save_concurrently(stores: list[SQLiteStore], entry: Entry, editors: int = 8) -> list[str]:
+def _save_concurrently(stores: list[SQLStore], entry: Entry, editors: int = 8) -> list[str]:
     """``editors`` threads save ``entry`` at once, in turn through each of ``stores``; their outcomes."""
     outcomes: list[str] = []
     start = threading.Barrier(editors)
@@ -74,7 +74,7 @@ def test_concurrent_saves_of_one_entry_let_exactly_one_win(store):
 
 def test_concurrent_saves_from_two_hosts_let_exactly_one_win(store):
     """Two handles on one database, as two hosts (or worker processes) would have."""
-    other = SQLiteStore(store.db.url)
+    other = SQLStore(store.db.url)
     try:
         e = store.add(Entry(question="社保怎么查", answer="A"), author="alice")
         assert _save_concurrently([store, other], e) == ["ok"] + ["stale"] * 7
@@ -146,14 +146,14 @@ def test_hostile_text_is_stored_as_text(store):
 
 def test_data_survives_reopening(tmp_path):
     path = tmp_path / "kb.sqlite3"
-    s = SQLiteStore(path)
+    s = SQLStore(path)
     s.add(Entry(question="甲"), author="x")
     s.close()
-    assert SQLiteStore(path).get_by_key("KB-000001").question == "甲"
+    assert SQLStore(path).get_by_key("KB-000001").question == "甲"
 
 
 def test_in_memory_store_is_shared_between_threads():
-    s = SQLiteStore(":memory:")
+    s = SQLStore(":memory:")
     s.add(Entry(question="甲"), author="x")
     seen: list[int] = []
     t = threading.Thread(target=lambda: seen.append(s.count()))

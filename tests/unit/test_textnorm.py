@@ -1,4 +1,4 @@
-"""Unit tests of knowledge_base.textnorm: the text normalisation pipeline and its tables."""
+"""Unit tests of knowledge_base.search.textnorm: the text normalisation pipeline and its tables."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from knowledge_base.records import Region
-from knowledge_base.textnorm import MAX_QUERY_CHARS, TABLE_FILES, Normalised, TextNormaliser, truncate
+from knowledge_base.search.textnorm import MAX_QUERY_CHARS, TABLE_FILES, Normalised, TextNormaliser, truncate
 
 pytestmark = pytest.mark.unit
 
@@ -361,7 +361,7 @@ def test_truncate_refuses_bad_arguments() -> None:
 
 
 def test_nothing_is_loaded_at_import() -> None:
-    code = "import sys, knowledge_base.textnorm; print('jieba' in sys.modules, 'opencc' in sys.modules)"
+    code = "import sys, knowledge_base.search.textnorm; print('jieba' in sys.modules, 'opencc' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import time
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ from knowledge_base.transfer import CHINESE_NAMES, COLUMNS, FORMATS, detect_form
 
 pytestmark = pytest.mark.unit
 
-BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "bench"
 SAMPLE_YAML = Path(__file__).resolve().parents[2] / "knowledge_base" / "sample" / "guangdong_kb.yaml"
 GBK_MESSAGE = "not UTF-8 (it looks like GBK/GB18030: save as UTF-8, or pass --encoding gbk)"
 EXTENSION = {"jsonl": ".jsonl", "csv": ".csv", "xlsx": ".xlsx", "yaml": ".yaml"}
@@ -226,17 +224,6 @@ def test_unknown_encoding_is_a_value_error(tmp_path: Path) -> None:
     path.write_text("标准问\n问题\n", encoding="utf-8")
     with pytest.raises(ValueError, match="unknown encoding"):
         read_entries(path, encoding="klingon")
-
-
-def test_benchmark_files_read_fast() -> None:
-    for name, count in (("kb.jsonl", 1_741), ("kb_with_distractors.jsonl", 7_154)):
-        started = time.perf_counter()
-        entries = read_entries(BENCH / "covid_faq" / name)
-        elapsed = time.perf_counter() - started
-        assert len(entries) == count
-        assert elapsed < 2.0, f"{name} took {elapsed:.2f} s"
-    first = entries[0]
-    assert first.key == "covid-0000" and first.answer == "" and first.category == "咳血"
 
 
 def test_jsonl_ignores_unknown_keys_and_reports_bad_lines(tmp_path: Path) -> None:

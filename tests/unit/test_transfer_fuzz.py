@@ -21,11 +21,11 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from knowledge_base.embedder import FakeEmbedder
 from knowledge_base.errors import ImportRejected
-from knowledge_base.kb import KnowledgeBase
+from knowledge_base.search.embedder import FakeEmbedder
+from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.settings import Settings
-from knowledge_base.store import SQLiteStore
+from knowledge_base.storage.store import SQLStore
 from knowledge_base.transfer import read_entries
 from tests.conftest import TODAY, sample_entries
 from tests.strategies import FUZZ, damaged_workbooks, text_files
@@ -38,7 +38,7 @@ XLSX_EXAMPLES = 120  # each opens a workbook with openpyxl: slower than the text
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory, normaliser):
     root = tmp_path_factory.mktemp("fuzz-import")
-    store = SQLiteStore(root / "kb.sqlite3")
+    store = SQLStore(root / "kb.sqlite3")
     kb = KnowledgeBase(
         store, FakeEmbedder(), normaliser, settings=Settings(data_dir=str(root / "var")), today=lambda: TODAY
     )

@@ -30,11 +30,11 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from knowledge_base.embedder import FakeEmbedder
-from knowledge_base.kb import KnowledgeBase
-from knowledge_base.operator_log import OUTCOMES, OperatorLog
+from knowledge_base.search.embedder import FakeEmbedder
+from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.settings import Settings
-from knowledge_base.store import SQLiteStore
+from knowledge_base.staff.operator_log import OUTCOMES, OperatorLog
+from knowledge_base.storage.store import SQLStore
 from tests.conftest import TODAY, sample_entries
 from tests.strategies import (
     BIG_INTS,
@@ -125,7 +125,7 @@ def _form_bytes(fields: dict[str, str]) -> bytes:
 def fuzz_app(tmp_path_factory, normaliser):
     root = tmp_path_factory.mktemp("fuzz-api")
     settings_ = Settings(data_dir=str(root / "var"), rate_limit_per_minute=0)
-    store = SQLiteStore(root / "kb.sqlite3")
+    store = SQLStore(root / "kb.sqlite3")
     kb = KnowledgeBase(store, FakeEmbedder(), normaliser, settings=settings_, today=lambda: TODAY)
     kb.import_entries(sample_entries(), author="tester")
     app = create_app(settings_, kb=kb, relay=FakeRelay())

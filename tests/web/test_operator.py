@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_base.operator_log import OperatorLog
 from knowledge_base.records import Entry
+from knowledge_base.staff.operator_log import OperatorLog
 from tests.web.conftest import csrf_of, sign_in
 from web_widget import create_app
 
@@ -144,7 +144,7 @@ def test_search_returns_the_decision_and_the_hits_with_everything_the_operator_r
     assert best["effective_date"] == "2024-01-01" and best["expiry_date"] is None
     assert best["regions"] == ["广东省"] and best["matched_phrasing"]
     assert best["spoken"][0] == "登录粤省事小程序查询社保缴费记录。"
-    assert "2024年1月1日" in "".join(best["spoken"])  # dates as spoken, via knowledge_base.speech
+    assert "2024年1月1日" in "".join(best["spoken"])  # dates as spoken, via knowledge_base.plain.speech
 
 
 def test_search_serves_only_published_entries_in_effect(operator_client):

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from knowledge_base.database import open_database
 from knowledge_base.factory import open_store
-from knowledge_base.kb import KnowledgeBase
-from knowledge_base.operator_log import OperatorLog
+from knowledge_base.search.kb import KnowledgeBase
+from knowledge_base.search.textnorm import TextNormaliser
 from knowledge_base.settings import load_settings
-from knowledge_base.textnorm import TextNormaliser
+from knowledge_base.staff.operator_log import OperatorLog
+from knowledge_base.storage.database import open_database
 from knowledge_base.transfer import read_entries
 from tests.browser import serve, shot, start_chromium
 from tests.conftest import REPO

@@ -9,7 +9,7 @@ Drafts carry their own version too: two people saving the same draft, the second
 is refused and nothing is lost.
 
 Example:
-    >>> from knowledge_base.database import open_database
+    >>> from knowledge_base.storage.database import open_database
     >>> from knowledge_base.records import Entry
     >>> flow = Workflow(kb=None, db=open_database(":memory:"))
     >>> d = flow.save(Entry(question="怎么办居住证", answer="…"), author="wang")
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from knowledge_base.database import Database
 from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
 from knowledge_base.records import Entry, Status
+from knowledge_base.storage.database import Database
 
 STATES = ("draft", "in_review", "published", "rejected", "discarded")
 STATE_NAMES = {
@@ -88,7 +88,7 @@ class Workflow:
     """Drafts, review and publishing over a knowledge base.
 
     Args:
-        kb: the :class:`~knowledge_base.kb.KnowledgeBase` that publishing writes to.
+        kb: the :class:`~knowledge_base.search.kb.KnowledgeBase` that publishing writes to.
         db: the database holding the drafts (the knowledge base's own).
         audit: called as ``audit(actor, action, target, detail)`` after every change.
     """

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from knowledge_base.settings import Settings
 
 if TYPE_CHECKING:
-    from knowledge_base.textnorm import TextNormaliser
+    from knowledge_base.search.textnorm import TextNormaliser
 
 ACTION_PORT = 5055  # scripts/bot.sh's default for HOTLINE_ACTION_PORT
 RASA_MODEL = Path("bot") / "models" / "hotline.tar.gz"
@@ -228,7 +228,7 @@ def check_rasa_env(root: Path, *, timeout: float = 180.0) -> Check:
 
 def check_model(settings: Settings, *, load: bool = True) -> Check:
     """The embedding model folder is complete and (with ``load``) loads and embeds a sentence."""
-    from knowledge_base.model_build import is_built
+    from hotline.model_build import is_built
 
     path = settings.model_path
     if not settings.model_dir and not is_built(path):
@@ -244,7 +244,7 @@ def check_model(settings: Settings, *, load: bool = True) -> Check:
         )
     if not load:
         return Check("embedding model", Level.OK, f"{path} is complete (not loaded)")
-    from knowledge_base.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.embedder import SentenceTransformerEmbedder
 
     started = time.perf_counter()
     try:
@@ -267,8 +267,8 @@ def check_model(settings: Settings, *, load: bool = True) -> Check:
 
 def check_database(settings: Settings) -> tuple[Check, int | None]:
     """The database opens; returns the check and its KB version (None when unreadable)."""
-    from knowledge_base.database import redact_url
     from knowledge_base.factory import open_store
+    from knowledge_base.storage.database import redact_url
 
     postgres = settings.database_url.startswith(("postgresql://", "postgres://"))
     if postgres:
@@ -302,11 +302,11 @@ def check_database(settings: Settings) -> tuple[Check, int | None]:
 
 def _normaliser(settings: Settings, database_ok: bool) -> TextNormaliser:
     """The normaliser a starting worker builds: the staff-edited tables in the database, else the shipped ones."""
-    from knowledge_base.textnorm import TextNormaliser
+    from knowledge_base.search.textnorm import TextNormaliser
 
     if database_ok:
-        from knowledge_base.dictionaries import DictionaryStore
         from knowledge_base.factory import open_database
+        from knowledge_base.search.dictionaries import DictionaryStore
 
         try:
             return DictionaryStore(open_database(settings)).normaliser()
@@ -332,10 +332,10 @@ def check_index(settings: Settings, db_version: int | None, normaliser: TextNorm
         db_version: the database's KB version (None: unknown).
         normaliser: the one workers use (default: the shipped tables).
     """
-    from knowledge_base.embedder import SentenceTransformerEmbedder
-    from knowledge_base.index import Manifest
-    from knowledge_base.kb import index_manifest, manifest_differences
-    from knowledge_base.textnorm import TextNormaliser
+    from knowledge_base.search.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.index import Manifest
+    from knowledge_base.search.kb import index_manifest, manifest_differences
+    from knowledge_base.search.textnorm import TextNormaliser
 
     folder = settings.index_path
     rebuild = "hotline index rebuild"

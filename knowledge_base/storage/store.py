@@ -22,9 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from knowledge_base.database import Database, adopt
 from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
 from knowledge_base.records import Entry, Revision, Status
+from knowledge_base.storage.database import Database, adopt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -93,14 +93,14 @@ def _dump(entry: Entry | None) -> str | None:
 
 
 class SQLStore:
-    """The store on a :class:`~knowledge_base.database.Database`: SQLite by default, or PostgreSQL.
+    """The store on a :class:`~knowledge_base.storage.database.Database`: SQLite by default, or PostgreSQL.
 
     Every write runs in the database's exclusive write transaction, so the KB-wide version
     counter goes up by exactly one per write and concurrent saves of one entry have one winner.
 
     Args:
         database: an open database (shared with other stores; the caller closes it), or a URL or path
-            for :func:`~knowledge_base.database.open_database` (the store owns and closes it):
+            for :func:`~knowledge_base.storage.database.open_database` (the store owns and closes it):
             a SQLite file (created with its folder), ``":memory:"`` or ``postgresql://...``.
     """
 
@@ -377,6 +377,3 @@ class SQLStore:
                 updated += 1
         return ImportSummary(added=added, updated=updated, unchanged=unchanged, kb_version=version)
 
-
-# The name from when SQLite was the only backend; it takes a URL as well.
-SQLiteStore = SQLStore

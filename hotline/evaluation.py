@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from knowledge_base.ranking import Thresholds, decide
 from knowledge_base.records import Decision
+from knowledge_base.search.ranking import Thresholds, decide
 
 
 @dataclass(frozen=True)

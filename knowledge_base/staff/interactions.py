@@ -20,9 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from knowledge_base.database import Database, adopt
 from knowledge_base.errors import EntryNotFound, InvalidEntry
-from knowledge_base.privacy import normalise_phone
+from knowledge_base.plain.privacy import normalise_phone
+from knowledge_base.storage.database import Database, adopt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS work_orders (
@@ -91,7 +91,7 @@ class InteractionStore:
 
     Args:
         database: an open database (shared; the caller closes it), or a URL or path for
-            :func:`~knowledge_base.database.open_database` (owned and closed by this store):
+            :func:`~knowledge_base.storage.database.open_database` (owned and closed by this store):
             a SQLite file, ``":memory:"`` for tests, or ``postgresql://...``.
     """
 

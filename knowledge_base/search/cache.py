@@ -182,7 +182,7 @@ def scope_of(model: str, normaliser: str, ranking: Mapping[str, object]) -> str:
 
 
 class ResultCache(Protocol):
-    """Where :meth:`KnowledgeBase.search <knowledge_base.kb.KnowledgeBase.search>` keeps results."""
+    """Where :meth:`KnowledgeBase.search <knowledge_base.search.kb.KnowledgeBase.search>` keeps results."""
 
     def get(self, key: str) -> CachedResult | None: ...
     def put(self, key: str, value: CachedResult) -> None: ...

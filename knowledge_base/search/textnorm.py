@@ -49,7 +49,7 @@ _PIPELINE_VERSION = "1"
 _OPENCC_CONFIG = "hk2s"
 
 _FOLD_STEPS = 6
-DEFAULT_DATA_DIR = Path(__file__).parent / "data"
+DEFAULT_DATA_DIR = Path(__file__).parents[1] / "data"
 _STOP_PROVINCE = "-"
 
 _log = logging.getLogger(__name__)

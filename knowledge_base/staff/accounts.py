@@ -6,7 +6,7 @@ Roles, each including the one before: ``operator`` (hotline console), ``editor``
 five wrong passwords in a row lock the account for fifteen minutes.
 
 Example:
-    >>> from knowledge_base.database import open_database
+    >>> from knowledge_base.storage.database import open_database
     >>> accounts = AccountStore(open_database(":memory:"))
     >>> user = accounts.create_user("wang", "a-long-passphrase", "editor", actor="setup")
     >>> accounts.authenticate("wang", "a-long-passphrase").role
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from knowledge_base.database import Database
 from knowledge_base.errors import KnowledgeBaseError
+from knowledge_base.storage.database import Database
 
 ROLES = ("operator", "editor", "reviewer", "admin")
 ROLE_NAMES = {"operator": "话务员", "editor": "编辑", "reviewer": "审核员", "admin": "管理员"}

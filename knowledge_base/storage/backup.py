@@ -18,9 +18,9 @@ KB version is the backup's, so every worker should rebuild its index afterwards.
 Example:
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from knowledge_base.database import open_database
+    >>> from knowledge_base.storage.database import open_database
     >>> from knowledge_base.records import Entry
-    >>> from knowledge_base.store import SQLStore
+    >>> from knowledge_base.storage.store import SQLStore
     >>> source = SQLStore(":memory:")
     >>> _ = source.add(Entry(question="社保怎么查？"), author="editor1")
     >>> archive = Path(tempfile.mkdtemp()) / "kb.tar.gz"
@@ -46,8 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from knowledge_base.database import Database
 from knowledge_base.errors import BackupRejected
+from knowledge_base.storage.database import Database
 
 FORMAT = "hotline-qa-backup"
 FORMAT_VERSION = 1
@@ -551,7 +551,7 @@ def restore_database(
                 _set_counters(db, describe_tables(db), parts)
                 if served and "entries" in parts:
                     # Workers were serving the replaced data: move every one of them onto the restored entries.
-                    from knowledge_base.store import SQLStore
+                    from knowledge_base.storage.store import SQLStore
 
                     SQLStore(db).mark_restored(replaced_ids=replaced_ids, replaced_version=replaced_version)
                 kb_version = _kb_version(db, describe_tables(db))

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from knowledge_base.database import Database
 from knowledge_base.records import Hit
+from knowledge_base.storage.database import Database
 
 SOURCE_NAMES = {
     "no_answer": "未能回答",
@@ -78,7 +78,7 @@ class CurationQueue:
     """
 
     def __init__(self, kb: Any, db: Database) -> None:
-        from knowledge_base.operator_log import OperatorLog
+        from knowledge_base.staff.operator_log import OperatorLog
 
         self.kb = kb
         self.db = db

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from knowledge_base.bench import open_file_kb, rank_queries
-from knowledge_base.embedder import Embedder
-from knowledge_base.evaluation import calibrate, decision_metrics, percentile, read_queries, retrieval_metrics
-from knowledge_base.ranking import Thresholds
+from hotline.bench import open_file_kb, rank_queries
+from hotline.evaluation import calibrate, decision_metrics, percentile, read_queries, retrieval_metrics
+from knowledge_base.search.embedder import Embedder
+from knowledge_base.search.ranking import Thresholds
 from knowledge_base.settings import Settings
 
 SHOWN_MARGINS = (0.0, 0.01, 0.02, 0.03)

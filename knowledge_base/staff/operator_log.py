@@ -3,12 +3,12 @@
 An operator who read an entry to a caller reports it ``used``; one who found
 nothing that answers the caller reports ``not_found``; one who found an entry
 that is wrong or out of date reports ``wrong``. The last two say why, and feed
-the curation queue (:mod:`knowledge_base.curation`) and the admin dashboard
-(:mod:`knowledge_base.reports`), which read the ``operator_reports`` table as
+the curation queue (:mod:`knowledge_base.staff.curation`) and the admin dashboard
+(:mod:`knowledge_base.staff.reports`), which read the ``operator_reports`` table as
 this module writes it.
 
 Example:
-    >>> from knowledge_base.database import open_database
+    >>> from knowledge_base.storage.database import open_database
     >>> log = OperatorLog(open_database(":memory:"))
     >>> log.record("wang", "社保怎么查", "wrong", "GD-SB-001", "电话号码已停用", kb_version=7).outcome
     'wrong'
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from knowledge_base.database import Database
 from knowledge_base.errors import InvalidEntry
+from knowledge_base.storage.database import Database
 
 __all__ = ["MAX_QUERY", "MAX_REASON", "NEEDS_ENTRY", "NEEDS_REASON", "OUTCOMES", "OperatorLog", "OperatorReport"]
 

@@ -8,7 +8,7 @@ normaliser and re-embeds the knowledge base with it. The old one serves until
 the new index is ready.
 
 Example:
-    >>> from knowledge_base.database import open_database
+    >>> from knowledge_base.storage.database import open_database
     >>> store = DictionaryStore(open_database(":memory:"))
     >>> store.table("synonyms.tsv").edited
     False
@@ -26,9 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from knowledge_base.database import Database
 from knowledge_base.errors import InvalidEntry, StaleVersion
-from knowledge_base.textnorm import DEFAULT_DATA_DIR, TABLE_FILES, TextNormaliser
+from knowledge_base.search.textnorm import DEFAULT_DATA_DIR, TABLE_FILES, TextNormaliser
+from knowledge_base.storage.database import Database
 
 log = logging.getLogger(__name__)
 

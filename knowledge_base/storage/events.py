@@ -40,7 +40,7 @@ def channel(prefix: str) -> str:
 
 
 class Notifier(Protocol):
-    """Told by :class:`~knowledge_base.kb.KnowledgeBase` after every committed write."""
+    """Told by :class:`~knowledge_base.search.kb.KnowledgeBase` after every committed write."""
 
     def published(self, kb_version: int) -> None: ...
 
@@ -125,11 +125,11 @@ class ChangeListener:
 
     Example:
         >>> import redis
-        >>> from knowledge_base.embedder import FakeEmbedder
-        >>> from knowledge_base.kb import KnowledgeBase
-        >>> from knowledge_base.store import SQLiteStore
-        >>> from knowledge_base.textnorm import TextNormaliser
-        >>> kb = KnowledgeBase(SQLiteStore(":memory:"), FakeEmbedder(), TextNormaliser.from_dir())
+        >>> from knowledge_base.search.embedder import FakeEmbedder
+        >>> from knowledge_base.search.kb import KnowledgeBase
+        >>> from knowledge_base.storage.store import SQLStore
+        >>> from knowledge_base.search.textnorm import TextNormaliser
+        >>> kb = KnowledgeBase(SQLStore(":memory:"), FakeEmbedder(), TextNormaliser.from_dir())
         >>> listener = ChangeListener(redis.Redis.from_url("redis://127.0.0.1:6379/15"), kb)
         >>> listener.connected  # not started: no thread, no connection
         False

@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from knowledge_base.embedder import Embedder
-from knowledge_base.evaluation import (
+from hotline.evaluation import (
     LabelledQuery,
     Ranked,
     decision_metrics,
@@ -29,13 +28,14 @@ from knowledge_base.evaluation import (
     read_queries,
     retrieval_metrics,
 )
-from knowledge_base.kb import KnowledgeBase
-from knowledge_base.lexical import BM25Index
-from knowledge_base.ranking import Thresholds
 from knowledge_base.records import Status
+from knowledge_base.search.embedder import Embedder
+from knowledge_base.search.kb import KnowledgeBase
+from knowledge_base.search.lexical import BM25Index
+from knowledge_base.search.ranking import Thresholds
+from knowledge_base.search.textnorm import TextNormaliser
 from knowledge_base.settings import Settings
-from knowledge_base.store import SQLiteStore
-from knowledge_base.textnorm import TextNormaliser
+from knowledge_base.storage.store import SQLStore
 
 
 def machine() -> dict[str, Any]:
@@ -109,7 +109,7 @@ def run_retrieval(
     entries = read_entries(kb_file)
     queries = read_queries(queries_file, limit=limit)
     normaliser = TextNormaliser.from_dir()
-    store = SQLiteStore(":memory:")
+    store = SQLStore(":memory:")
     store.import_entries(entries, author="bench")
     thresholds = Thresholds.from_mapping(settings.thresholds())
     report: dict[str, Any] = {"configs": {}}
@@ -208,7 +208,7 @@ def open_file_kb(kb_file: Path, settings: Settings, embedder: Embedder, *, progr
     """A throw-away in-memory knowledge base holding the entries of ``kb_file``, index built."""
     from knowledge_base.transfer import read_entries
 
-    store = SQLiteStore(":memory:")
+    store = SQLStore(":memory:")
     store.import_entries(read_entries(kb_file), author="bench")
     kb = KnowledgeBase(store, embedder, TextNormaliser.from_dir(), settings=settings)
     kb.warm_up(progress=progress)
@@ -248,7 +248,7 @@ def run_scale(
     HNSW's recall@10 against the exact flat result (strict: beyond the entry's own
     five phrasings the exact neighbours are near-random).
     """
-    from knowledge_base.index import PhrasingIndex
+    from knowledge_base.search.index import PhrasingIndex
 
     rng = np.random.default_rng(7)
     rows = []
