@@ -14,6 +14,8 @@ fi
 export HOTLINE_TEST_MODEL_DIR="$PWD/var/models/multilingual-e5-small"
 echo "==> ruff"
 .venv/bin/ruff check .
+echo "==> import contracts (lint-imports: the layers in pyproject.toml)"
+.venv/bin/lint-imports
 echo "==> mypy"
 .venv/bin/mypy
 echo "==> pytest"
