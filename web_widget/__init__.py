@@ -9,13 +9,21 @@ Example:
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, Map
 
 from knowledge_base.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import redis as redis_client
+
+    from knowledge_base.search.kb import KnowledgeBase
+    from knowledge_base.storage.database import Database
+    from web_widget.chat import Relay
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -31,10 +39,10 @@ class _DatabaseId(IntegerConverter):
 def create_app(
     settings: Settings | None = None,
     *,
-    kb: Any = None,
-    relay: Any = None,
-    db: Any = None,
-    redis: Any = None,
+    kb: KnowledgeBase | None = None,
+    relay: Relay | None = None,
+    db: Database | None = None,
+    redis: redis_client.Redis | None = None,
 ) -> Flask:
     """Build the web application.
 
@@ -80,7 +88,7 @@ def create_app(
         app.register_blueprint(blueprint)
 
     @app.get("/healthz")
-    def healthz() -> Any:
+    def healthz() -> ResponseReturnValue:
         """For run scripts and load balancers: the app answers and its database is reachable."""
         try:
             hotline.db.query("SELECT 1 AS ok")
@@ -90,7 +98,7 @@ def create_app(
         return jsonify(status="ok", kb_version=kb.kb_version if kb is not None else None)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Any:
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         # JSON for the APIs, a plain Chinese page for people; never a stack trace.
         status = exc.code or 500
         reason = exc.description or exc.name
@@ -101,7 +109,7 @@ def create_app(
         return render_template("staff/error.html", status=status, reason=reason), status
 
     @app.after_request
-    def security_headers(response: Any) -> Any:
+    def security_headers(response: Response) -> Response:
         # Everything is served by this app (no CDN); only the chat page may be framed by government sites.
         framing = "*" if request.path in ("/chat",) else "'self'"
         response.headers.setdefault(

@@ -19,12 +19,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import abort, request, session
 from flask.json.provider import DefaultJSONProvider
 
 from knowledge_base.settings import Settings
+
+if TYPE_CHECKING:
+    import redis as redis_client
 
 log = logging.getLogger("hotline.web")
 
@@ -98,7 +101,7 @@ class RateLimiter:
         self,
         per_minute: int,
         *,
-        redis: Any = None,
+        redis: redis_client.Redis | None = None,
         prefix: str = "hotline:",
         clock: Callable[[], float] = time.time,
     ) -> None:

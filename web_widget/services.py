@@ -7,11 +7,22 @@ on the first page that searches; ``hotline web`` warms it before serving.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from knowledge_base.settings import Settings
+
+if TYPE_CHECKING:
+    import redis as redis_client
+
+    from knowledge_base.search.dictionaries import DictionaryStore, DictionaryWatcher
+    from knowledge_base.search.kb import KnowledgeBase
+    from knowledge_base.staff.accounts import AccountStore
+    from knowledge_base.staff.curation import CurationQueue
+    from knowledge_base.staff.interactions import InteractionStore
+    from knowledge_base.staff.workflow import Workflow
+    from knowledge_base.storage.database import Database
 
 
 class Services:
@@ -24,25 +35,34 @@ class Services:
         redis: a Redis client (default: from ``redis_url``; None when it is empty).
     """
 
-    def __init__(self, settings: Settings, *, kb: Any = None, db: Any = None, redis: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        kb: KnowledgeBase | None = None,
+        db: Database | None = None,
+        redis: redis_client.Redis | None = None,
+    ) -> None:
         self.settings = settings
         self._kb = kb
         self._db = db
         self._redis = redis
         self._lock = threading.RLock()
-        self._accounts: Any = None
-        self._workflow: Any = None
-        self._interactions: Any = None
-        self._dictionaries: Any = None
-        self._watcher: Any = None
-        self._queue: Any = None
+        self._accounts: AccountStore | None = None
+        self._workflow: Workflow | None = None
+        self._interactions: InteractionStore | None = None
+        self._dictionaries: DictionaryStore | None = None
+        self._watcher: DictionaryWatcher | None = None
+        self._queue: CurationQueue | None = None
 
     @property
-    def db(self) -> Any:
+    def db(self) -> Database:
         with self._lock:
             if self._db is None:
-                if self._kb is not None and getattr(self._kb.store, "db", None) is not None:
-                    self._db = self._kb.store.db
+                # Share the store's database when it has one (SQLStore does; the Store protocol promises none).
+                kb_db: Database | None = getattr(self._kb.store, "db", None) if self._kb is not None else None
+                if kb_db is not None:
+                    self._db = kb_db
                 else:
                     from knowledge_base.factory import open_database
 
@@ -50,7 +70,7 @@ class Services:
             return self._db
 
     @property
-    def kb(self) -> Any:
+    def kb(self) -> KnowledgeBase:
         with self._lock:
             if self._kb is None:
                 from knowledge_base.factory import open_knowledge_base
@@ -58,12 +78,12 @@ class Services:
                 self._kb = open_knowledge_base(self.settings, db=self.db)
             return self._kb
 
-    def loaded_kb(self) -> Any:
+    def loaded_kb(self) -> KnowledgeBase | None:
         """The knowledge base if this worker has built it, else None (never builds it)."""
         return self._kb
 
     @property
-    def accounts(self) -> Any:
+    def accounts(self) -> AccountStore:
         with self._lock:
             if self._accounts is None:
                 from knowledge_base.staff.accounts import AccountStore
@@ -72,7 +92,7 @@ class Services:
             return self._accounts
 
     @property
-    def workflow(self) -> Any:
+    def workflow(self) -> Workflow:
         with self._lock:
             if self._workflow is None:
                 from knowledge_base.staff.workflow import Workflow
@@ -81,7 +101,7 @@ class Services:
             return self._workflow
 
     @property
-    def interactions(self) -> Any:
+    def interactions(self) -> InteractionStore:
         with self._lock:
             if self._interactions is None:
                 from knowledge_base.staff.interactions import InteractionStore
@@ -90,7 +110,7 @@ class Services:
             return self._interactions
 
     @property
-    def dictionaries(self) -> Any:
+    def dictionaries(self) -> DictionaryStore:
         with self._lock:
             if self._dictionaries is None:
                 from knowledge_base.search.dictionaries import DictionaryStore
@@ -99,7 +119,7 @@ class Services:
             return self._dictionaries
 
     @property
-    def queue(self) -> Any:
+    def queue(self) -> CurationQueue:
         with self._lock:
             if self._queue is None:
                 from knowledge_base.staff.curation import CurationQueue
@@ -108,7 +128,7 @@ class Services:
                 self._queue = CurationQueue(self.kb, self.db)
             return self._queue
 
-    def fresh_kb(self, *, force: bool = False) -> Any:
+    def fresh_kb(self, *, force: bool = False) -> KnowledgeBase:
         """The knowledge base, with edited dictionaries applied first (checked every few seconds)."""
         kb = self.kb
         with self._lock:
@@ -120,7 +140,7 @@ class Services:
         return kb
 
     @property
-    def redis(self) -> Any:
+    def redis(self) -> redis_client.Redis | None:
         with self._lock:
             if self._redis is None and self.settings.redis_url:
                 from knowledge_base.factory import open_redis

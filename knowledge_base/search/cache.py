@@ -279,7 +279,7 @@ class RedisResultCache:
             self.misses += 1
             return None
         try:
-            value = CachedResult.from_json(raw)  # type: ignore[arg-type]
+            value = CachedResult.from_json(raw)
         except ValueError as exc:
             log.warning("ignored an unreadable cached search result %s: %s", key, exc)
             self.misses += 1

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from knowledge_base.errors import InvalidEntry, StaleVersion
 from knowledge_base.search.textnorm import DEFAULT_DATA_DIR, TABLE_FILES, TextNormaliser
@@ -142,6 +142,14 @@ class DictionaryStore:
             return TextNormaliser.from_dir(self.materialise(Path(folder)))
 
 
+class Renormalisable(Protocol):
+    """What the watcher needs of a knowledge base: its normaliser, and a way to swap in another."""
+
+    @property
+    def normaliser(self) -> TextNormaliser: ...
+    def use_normaliser(self, normaliser: TextNormaliser) -> object: ...
+
+
 class DictionaryWatcher:
     """Keeps one knowledge base's normaliser in step with the stored tables.
 
@@ -149,7 +157,7 @@ class DictionaryWatcher:
     :data:`CHECK_EVERY` seconds and re-embeds only when a table changed.
     """
 
-    def __init__(self, kb: Any, store: DictionaryStore) -> None:
+    def __init__(self, kb: Renormalisable, store: DictionaryStore) -> None:
         self.kb = kb
         self.store = store
         self._seen: str | None = None  # the stored tables' signature last compared with the normaliser

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from knowledge_base.errors import IndexMismatch
 from knowledge_base.records import Decision, Entry, Hit, Region, Revision, SearchResult, Status
@@ -42,6 +42,9 @@ from knowledge_base.search.textnorm import Normalised, TextNormaliser, truncate
 from knowledge_base.settings import Settings
 from knowledge_base.storage.events import Notifier, NullNotifier
 from knowledge_base.storage.store import ImportSummary, Store
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -567,11 +570,11 @@ class KnowledgeBase:
         """The date "in effect" is judged by (injectable for tests)."""
         return self._today()
 
-    def embed(self, texts: Sequence[str]) -> Any:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of ``texts`` exactly as the index embeds phrasings (for quality checks and clustering)."""
         return self.embedder.encode([self._embed_text(t) for t in texts])
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, int | str]:
         index = self._index
         return {
             "kb_version": self._index_version,

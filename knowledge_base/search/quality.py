@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from knowledge_base.records import Entry
+
+if TYPE_CHECKING:
+    from knowledge_base.search.kb import KnowledgeBase
 
 NEAR_DUPLICATE = 0.97  # e5 cosine: above this two questions ask the same thing in other words
 MAX_CHECKED = 30  # phrasings searched per save; an entry with 200 similar questions is sampled, not stalled
@@ -33,8 +36,8 @@ class Finding:
     score: float | None = None
 
 
-def check_entry(kb: Any, entry: Entry, *, today: date) -> list[Finding]:
-    """Warnings for ``entry`` against the published knowledge base ``kb`` (a KnowledgeBase)."""
+def check_entry(kb: KnowledgeBase, entry: Entry, *, today: date) -> list[Finding]:
+    """Warnings for ``entry`` against the published knowledge base ``kb``."""
     findings: list[Finding] = []
     if not entry.answer.strip():
         findings.append(Finding("no_answer", "还没有答案：发布前必须填写"))

@@ -26,10 +26,10 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from knowledge_base.records import Region
 
@@ -64,6 +64,28 @@ _USERDICT_TAG_RE = re.compile(r"^[a-z]+$")
 _ALIAS_SPLIT_RE = re.compile(r"[,、]")
 
 T = TypeVar("T")
+
+
+class Converter(Protocol):
+    """The script conversion the normaliser uses: OpenCC's ``convert`` (Hong Kong traditional → simplified)."""
+
+    def convert(self, text: str) -> str: ...
+
+
+class Tokenizer(Protocol):
+    """The word segmentation the normaliser uses: a private ``jieba.Tokenizer``."""
+
+    def lcut(self, sentence: str, HMM: bool = True) -> list[str]: ...
+    def cut_for_search(self, sentence: str, HMM: bool = True) -> Iterable[str]: ...
+
+
+class _JiebaTokenizer(Tokenizer, Protocol):
+    """What building one uses besides: its dictionary and the user words added to it."""
+
+    FREQ: dict[str, int]
+
+    def initialize(self) -> None: ...
+    def add_word(self, word: str, freq: int | None = None, tag: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -262,7 +284,7 @@ class TextNormaliser:
     def __init__(
         self,
         *,
-        converter: Any,
+        converter: Converter,
         cantonese: dict[str, str],
         synonyms: dict[str, str],
         fillers: frozenset[str],
@@ -282,7 +304,7 @@ class TextNormaliser:
         self._regions = _Lexicon(regions)
         self._version = version
         self._data_dir = data_dir
-        self._jieba: Any = None
+        self._jieba: Tokenizer | None = None
         self._jieba_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -310,7 +332,7 @@ class TextNormaliser:
 
         folder = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
         tables = {name: _read_table(folder / name) for name in TABLE_FILES}
-        converter = opencc.OpenCC(_OPENCC_CONFIG)
+        converter: Converter = opencc.OpenCC(_OPENCC_CONFIG)
 
         def base(text: str) -> str:
             return converter.convert(_nfkc(_clean(text))).strip()
@@ -347,7 +369,7 @@ class TextNormaliser:
             data_dir=folder,
         )
 
-    def _tokenizer(self) -> Any:
+    def _tokenizer(self) -> Tokenizer:
         """The private jieba tokenizer with the user dictionary, built on first use."""
         tokenizer = self._jieba
         if tokenizer is not None:
@@ -486,7 +508,7 @@ class TextNormaliser:
         """
         if not text.strip():
             return text
-        words: list[str] = self._tokenizer().lcut(text, HMM=False)
+        words = self._tokenizer().lcut(text, HMM=False)
         offsets = [0]
         for word in words:
             offsets.append(offsets[-1] + len(word))
@@ -535,7 +557,7 @@ def _require_str(text: object, method: str) -> None:
         raise TypeError(f"{method}() needs a str, got {type(text).__name__}")
 
 
-def _build_tokenizer(user_words: tuple[tuple[str, int | None, str | None], ...]) -> Any:
+def _build_tokenizer(user_words: tuple[tuple[str, int | None, str | None], ...]) -> Tokenizer:
     """A private jieba tokenizer (not jieba's global one) with the user dictionary.
 
     jieba announces its dictionary loading on stderr; that is silenced here and
@@ -549,7 +571,7 @@ def _build_tokenizer(user_words: tuple[tuple[str, int | None, str | None], ...])
         level = jieba_logger.level
         jieba_logger.setLevel(logging.WARNING)
         try:
-            tokenizer = jieba.Tokenizer()
+            tokenizer: _JiebaTokenizer = jieba.Tokenizer()
             tokenizer.initialize()
             for word, freq, tag in user_words:
                 if freq is not None:  # never lower the frequency of jieba's own words

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from knowledge_base.records import Hit
 from knowledge_base.storage.database import Database
+
+if TYPE_CHECKING:
+    from knowledge_base.search.kb import KnowledgeBase
 
 SOURCE_NAMES = {
     "no_answer": "未能回答",
@@ -77,7 +80,7 @@ class CurationQueue:
         db: the knowledge base's database.
     """
 
-    def __init__(self, kb: Any, db: Database) -> None:
+    def __init__(self, kb: KnowledgeBase, db: Database) -> None:
         from knowledge_base.staff.operator_log import OperatorLog
 
         self.kb = kb

@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
 from knowledge_base.records import Entry, Status
@@ -57,6 +57,16 @@ CREATE INDEX IF NOT EXISTS drafts_entry ON drafts (entry_id);
 """
 
 Audit = Callable[[str, str, str, dict[str, Any]], None]
+
+
+class EntryWriter(Protocol):
+    """What publishing writes through: the write side of :class:`~knowledge_base.search.kb.KnowledgeBase`."""
+
+    def get(self, entry_id: int) -> Entry: ...
+    def add(self, entry: Entry, *, author: str) -> Entry: ...
+    def update(self, entry: Entry, *, author: str) -> Entry: ...
+    def set_status(self, entry_id: int, status: Status | str, *, expected_version: int, author: str) -> Entry: ...
+    def rollback(self, entry_id: int, revision_id: int, *, expected_version: int, author: str) -> Entry: ...
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,7 @@ class Workflow:
         audit: called as ``audit(actor, action, target, detail)`` after every change.
     """
 
-    def __init__(self, kb: Any, db: Database, audit: Audit | None = None) -> None:
+    def __init__(self, kb: EntryWriter, db: Database, audit: Audit | None = None) -> None:
         self.kb = kb
         self.db = db
         self._audit = audit or (lambda *args: None)
