@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from knowledge_base.errors import InvalidEntry
+from knowledge_base.fields import FIELDS
 
 MAX_QUESTION_CHARS = 2000
 MAX_ANSWER_CHARS = 20_000
@@ -254,15 +255,17 @@ class Entry:
     def to_dict(self) -> dict[str, object]:
         """Every field as JSON-ready data, the inverse of :meth:`from_dict`.
 
-        ``id`` here is the entry's :attr:`key`, as in every import/export format.
+        ``id`` here is the entry's :attr:`key`, as in every import/export format. The keys come
+        in the order of :data:`knowledge_base.fields.FIELDS`, which is the export's column order.
         """
-        return {
+        values = {
             "id": self.key,
             **self.content(),
             "version": self.version,
             "updated_by": self.updated_by,
             "updated_at": self.updated_at.isoformat(timespec="seconds") if self.updated_at else None,
         }
+        return {f.name: values[f.name] for f in FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Entry:

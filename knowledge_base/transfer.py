@@ -18,12 +18,16 @@ Formats:
 * **YAML** (``.yaml``/``.yml``): a mapping with an optional ``notice`` and an
   ``entries`` list, or a bare list of entries. Read with ``yaml.safe_load`` only.
 
-In CSV and Excel the list fields (``similar_questions``, ``regions``, ``tags``)
-are one cell each with **one item per line** (newline is the only separator,
-because similar questions may contain ``；`` or ``,``). JSON Lines and YAML use
-lists; a plain string there is split on newlines as well. Headers (and
-JSON/YAML keys) may be the English keys or the Chinese names staff use
-(:data:`CHINESE_NAMES`, e.g. ``标准问`` for ``question``).
+Fields, their Chinese names and how a list is split come from
+:mod:`knowledge_base.fields`, which the admin's edit form reads too. In CSV and
+Excel the list fields (``similar_questions``, ``regions``, ``tags``) are one
+cell each, written **one item per line**; read back, tags and regions are also
+split on ``,`` ``，`` ``、`` ``;`` ``；``, similar questions on line breaks only
+(they may contain ``，``). JSON Lines and YAML use lists; a plain string there,
+and each item of a list, is split by the same rule. Headers (and JSON/YAML
+keys) may be the English keys, the Chinese names staff use
+(:data:`CHINESE_NAMES`, e.g. ``标准问`` for ``question``) or their aliases
+(``标准问题``).
 
 Spreadsheet safety: on export, any CSV/Excel cell whose text starts with
 ``= + - @``, a tab or a CR (after any leading apostrophes) gets one leading
@@ -57,7 +61,6 @@ import csv
 import io
 import json
 import os
-import re
 import tempfile
 import warnings
 import zipfile
@@ -67,6 +70,8 @@ from pathlib import Path
 from typing import Any
 
 from knowledge_base.errors import ImportProblem, ImportRejected, InvalidEntry
+from knowledge_base.fields import COLUMNS as COLUMNS
+from knowledge_base.fields import FIELDS, FIELDS_BY_NAME, Field, Kind, field_for_header, parse_date
 from knowledge_base.records import Entry, PolicyBasis, Region, Status
 
 FORMATS = ("jsonl", "csv", "xlsx", "yaml")
@@ -83,67 +88,17 @@ MAX_XLSX_UNPACKED_BYTES = 500 * 1024 * 1024
 EXCEL_CELL_CHARS = 32_767
 """Excel's limit on the text of one cell; export refuses longer cells."""
 
-COLUMNS = (
-    "id",
-    "question",
-    "similar_questions",
-    "answer",
-    "department",
-    "category",
-    "regions",
-    "policy_title",
-    "policy_number",
-    "policy_url",
-    "effective_date",
-    "expiry_date",
-    "status",
-    "tags",
-    "version",
-    "updated_by",
-    "updated_at",
-)
-"""Column and key names of every format, in export order: the keys of :meth:`Entry.to_dict`."""
-
-CHINESE_NAMES = {
-    "id": "编号",
-    "question": "标准问",
-    "similar_questions": "相似问法",
-    "answer": "答案",
-    "department": "承办单位",
-    "category": "分类",
-    "regions": "适用地区",
-    "policy_title": "政策依据",
-    "policy_number": "文号",
-    "policy_url": "链接",
-    "effective_date": "生效日期",
-    "expiry_date": "失效日期",
-    "status": "状态",
-    "tags": "标签",
-    "version": "版本",
-    "updated_by": "更新人",
-    "updated_at": "更新时间",
-}
-"""The Chinese column names: CSV and Excel exports write them; every import accepts them."""
+CHINESE_NAMES = {f.name: f.label for f in FIELDS}
+"""The Chinese column names (:attr:`Field.label <knowledge_base.fields.Field.label>`): CSV and Excel exports
+write them; every import accepts them, and the aliases of :data:`~knowledge_base.fields.FIELDS` too."""
 
 REQUIRED_COLUMNS = ("question",)
 
-_ALIASES: dict[str, str] = {**{c: c for c in COLUMNS}, **{zh: en for en, zh in CHINESE_NAMES.items()}}
-_LIST_FIELDS = ("similar_questions", "regions", "tags")
-_DATE_FIELDS = ("effective_date", "expiry_date")
-_TEXT_FIELDS = (
-    "id",
-    "question",
-    "answer",
-    "department",
-    "category",
-    "policy_title",
-    "policy_number",
-    "policy_url",
-    "status",
-)
+_LIST_FIELDS = tuple(f.name for f in FIELDS if f.kind is Kind.LIST)
+_DATE_FIELDS = tuple(f.name for f in FIELDS if f.kind is Kind.DATE)
+_TEXT_FIELDS = tuple(f.name for f in FIELDS if f.kind in (Kind.TEXT, Kind.MULTILINE, Kind.ENUM))
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _EXTENSIONS = {".jsonl": "jsonl", ".csv": "csv", ".xlsx": "xlsx", ".yaml": "yaml", ".yml": "yaml"}
-_DATE_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
 _GBK_MESSAGE = "not UTF-8 (it looks like GBK/GB18030: save as UTF-8, or pass --encoding gbk)"
 _EMPTY_MESSAGE = "file is empty: no entries found"
 
@@ -380,7 +335,7 @@ def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | 
     lists: dict[str, tuple[str, ...]] = {}
     for name in _LIST_FIELDS:
         try:
-            lists[name] = _as_list(raw.get(name))
+            lists[name] = _as_list(raw.get(name), FIELDS_BY_NAME[name])
         except _CellError as err:
             report(name, err.message)
     dates: dict[str, date | None] = {}
@@ -449,7 +404,7 @@ def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | 
             problems.add(row, column, err.message)
             found = True
     if not found and whole is not None:
-        column = whole.field if whole.field in _ALIASES else "policy_title"
+        column = whole.field if whole.field in FIELDS_BY_NAME else "policy_title"
         problems.add(row, column, whole.message)
     return None
 
@@ -475,8 +430,8 @@ def _as_text(value: object) -> str:
     raise _CellError(f"must be text, got {_kind(value)}")
 
 
-def _as_list(value: object) -> tuple[str, ...]:
-    """A list field: a list, or text with one item per line; blank items are dropped."""
+def _as_list(value: object, field: Field) -> tuple[str, ...]:
+    """A list field: a list, or text split by the field's rule (:meth:`Field.split`); blank items are dropped."""
     if value is None:
         return ()
     if isinstance(value, (list, tuple)):
@@ -485,11 +440,10 @@ def _as_list(value: object) -> tuple[str, ...]:
             if isinstance(item, (list, tuple, dict)):
                 raise _CellError(f"items must be text, got {_kind(item)}")
             items.append(_as_text(item))
-    elif isinstance(value, dict):
+        return field.items(items)
+    if isinstance(value, dict):
         raise _CellError(f"must be a list or text with one item per line, got {_kind(value)}")
-    else:
-        items = _as_text(value).split("\n")
-    return tuple(s for s in (i.strip() for i in items) if s)
+    return field.split(_as_text(value))
 
 
 def _as_date(value: object) -> date | None:
@@ -502,15 +456,10 @@ def _as_date(value: object) -> date | None:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        match = _DATE_RE.match(text)
-        if match:
-            try:
-                return date(*(int(g) for g in match.groups()))
-            except ValueError:
-                pass
+        try:
+            return parse_date(value)
+        except ValueError:
+            pass
     raise _CellError(f"{value!r} is not a date (write YYYY-MM-DD)")
 
 
@@ -522,21 +471,13 @@ def _kind(value: object) -> str:
     return {"dict": "a mapping", "list": "a list", "tuple": "a list"}.get(type(value).__name__, type(value).__name__)
 
 
-def _field_for(name: object) -> str | None:
-    """The English key for a header or key (English or Chinese), or None when unknown."""
-    if not isinstance(name, str):
-        name = "" if name is None else str(name)
-    text = name.strip().rstrip("*＊").strip()
-    return _ALIASES.get(text) or _ALIASES.get(text.lower())
-
-
 def _mapping_row(data: Mapping[object, object], row: int, problems: _Problems) -> dict[str, object] | None:
     """A JSON/YAML object keyed by English field names; None if a field is given twice."""
     values: dict[str, object] = {}
     given: dict[str, object] = {}
     ok = True
     for key, value in data.items():
-        name = _field_for(key)
+        name = field_for_header(key)
         if name is None:
             continue
         if name in values:
@@ -655,7 +596,7 @@ def _read_header(names: list[object], row_no: int, problems: _Problems) -> dict[
     first: dict[str, object] = {}
     ok = True
     for index, name in enumerate(names):
-        field = _field_for(name)
+        field = field_for_header(name)
         if field is None:
             continue
         if field in first:
@@ -792,8 +733,9 @@ def _xlsx_rows(path: Path, problems: _Problems) -> _RowSource:
 
 def _check_excel_cells(rows: list[dict[str, object]]) -> None:
     for data in rows:
-        for column in COLUMNS:
-            text = _cell_text(data.get(column))
+        for field in FIELDS:
+            column = field.name
+            text = _cell_text(data.get(column), field)
             if len(text) > EXCEL_CELL_CHARS:
                 raise ValueError(
                     f"entry {data.get('id') or data.get('question')!r}: column {column} has {len(text):,} "
@@ -824,18 +766,18 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def _cell_text(value: object) -> str:
+def _cell_text(value: object, field: Field) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
-        return "\n".join(str(v) for v in value)
+        return field.join(str(v) for v in value)
     return str(value)
 
 
 def _sheet_rows(rows: list[dict[str, object]]) -> Generator[list[str], None, None]:
-    yield [CHINESE_NAMES[c] for c in COLUMNS]
+    yield [f.label for f in FIELDS]
     for data in rows:
-        yield [_guard(_cell_text(data.get(c))) for c in COLUMNS]
+        yield [_guard(_cell_text(data.get(f.name), f)) for f in FIELDS]
 
 
 def _write_jsonl(rows: list[dict[str, object]], path: Path, notice: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from werkzeug.datastructures import MultiDict
 
 from knowledge_base.errors import EntryNotFound, ImportRejected, InvalidEntry, KnowledgeBaseError, StaleVersion
+from knowledge_base.fields import FIELDS_BY_NAME, parse_date
 from knowledge_base.records import Entry, PolicyBasis, Region, Status
 from web_widget.auth import current_user, login_required
 from web_widget.diffview import entry_diff
@@ -27,6 +29,13 @@ from web_widget.services import services
 log = logging.getLogger("hotline.web")
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@admin.context_processor
+def _field_labels() -> dict[str, Any]:
+    # The form's labels and hints are the export's headers and the import's rules: one description of each field.
+    return {"fields": FIELDS_BY_NAME}
+
 
 PAGE_SIZE = 50
 EXPORT_FORMATS = {"xlsx": "xlsx", "csv": "csv", "jsonl": "jsonl"}
@@ -41,21 +50,24 @@ def _user() -> Any:
 
 
 def _today() -> date:
-    return services().kb.today()  # type: ignore[no-any-return]
+    return services().kb.today()
 
 
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in (text or "").replace("\r", "").split("\n") if line.strip()]
+def _items(form: MultiDict[str, str], name: str) -> tuple[str, ...]:
+    """A list field's textarea as its items, split by the same rule as an import cell."""
+    return FIELDS_BY_NAME[name].split(form.get(name) or "")
+
+
+def _joined(name: str, items: Iterable[object]) -> str:
+    return FIELDS_BY_NAME[name].join(str(item) for item in items)
 
 
 def _date(form: MultiDict[str, str], name: str) -> date | None:
-    value = (form.get(name) or "").strip()
-    if not value:
-        return None
+    value = form.get(name) or ""
     try:
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError:
-        raise InvalidEntry(name, f"“{value}”不是日期（格式 YYYY-MM-DD）") from None
+        raise InvalidEntry(name, f"“{value.strip()}”不是日期（格式 YYYY-MM-DD）") from None
 
 
 def entry_from_form(form: MultiDict[str, str], *, entry_id: int | None, version: int) -> Entry:
@@ -64,11 +76,11 @@ def entry_from_form(form: MultiDict[str, str], *, entry_id: int | None, version:
     Raises:
         InvalidEntry: a field is missing or malformed; the message names it.
     """
-    similar = _lines(form.get("similar_questions", ""))
+    similar = _items(form, "similar_questions")
     if len(similar) > MAX_FORM_SIMILAR:
         raise InvalidEntry("similar_questions", f"{len(similar)} 条相似问法，最多 {MAX_FORM_SIMILAR} 条")
     regions = []
-    for name in _lines(form.get("regions", "")):
+    for name in _items(form, "regions"):
         try:
             regions.append(Region.parse(name))
         except ValueError as exc:
@@ -88,7 +100,7 @@ def entry_from_form(form: MultiDict[str, str], *, entry_id: int | None, version:
         ),
         effective_date=_date(form, "effective_date"),
         expiry_date=_date(form, "expiry_date"),
-        tags=tuple(t.strip() for t in form.get("tags", "").replace("，", ",").split(",") if t.strip()),
+        tags=_items(form, "tags"),
         status=Status.DRAFT,
         id=entry_id,
         version=version,
@@ -107,17 +119,17 @@ def form_values(entry: Entry | None, form: MultiDict[str, str] | None = None) ->
     return {
         "key": entry.key,
         "question": entry.question,
-        "similar_questions": "\n".join(entry.similar_questions),
+        "similar_questions": _joined("similar_questions", entry.similar_questions),
         "answer": entry.answer,
         "department": entry.department,
         "category": entry.category,
-        "regions": "\n".join(str(r) for r in entry.regions),
+        "regions": _joined("regions", entry.regions),
         "policy_title": entry.policy.title,
         "policy_number": entry.policy.number,
         "policy_url": entry.policy.url,
         "effective_date": entry.effective_date.isoformat() if entry.effective_date else "",
         "expiry_date": entry.expiry_date.isoformat() if entry.expiry_date else "",
-        "tags": ", ".join(entry.tags),
+        "tags": _joined("tags", entry.tags),
     }
 
 
@@ -228,7 +240,7 @@ def entries() -> Any:
 
 def _entry_or_404(entry_id: int) -> Entry:
     try:
-        return services().kb.get(entry_id)  # type: ignore[no-any-return]
+        return services().kb.get(entry_id)
     except EntryNotFound:
         abort(404, description=f"没有编号为 {entry_id} 的条目")
 
@@ -356,7 +368,7 @@ def _maybe_entry(entry_id: int | None) -> Entry | None:
     if entry_id is None:
         return None
     try:
-        return services().kb.get(entry_id)  # type: ignore[no-any-return]
+        return services().kb.get(entry_id)
     except EntryNotFound:
         return None
 

@@ -11,23 +11,11 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from knowledge_base.fields import FIELDS
 from knowledge_base.records import Entry
 
-FIELD_LABELS = {
-    "question": "标准问题",
-    "similar_questions": "相似问法",
-    "answer": "答案",
-    "department": "承办单位",
-    "category": "分类",
-    "regions": "适用地区",
-    "policy_title": "政策文件",
-    "policy_number": "文号",
-    "policy_url": "政策链接",
-    "effective_date": "生效日期",
-    "expiry_date": "失效日期",
-    "status": "状态",
-    "tags": "标签",
-}
+# The curated fields with the labels of the edit form and the export (not the key or the store's own fields).
+FIELD_LABELS = {f.name: f.label for f in FIELDS if f.imported and f.name != "id"}
 
 
 @dataclass(frozen=True)

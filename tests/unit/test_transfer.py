@@ -16,6 +16,7 @@ import yaml
 
 from knowledge_base import transfer
 from knowledge_base.errors import ImportProblem, ImportRejected
+from knowledge_base.fields import FIELDS, FIELDS_BY_NAME
 from knowledge_base.records import Entry, PolicyBasis, Region, Status
 from knowledge_base.transfer import CHINESE_NAMES, COLUMNS, FORMATS, detect_format, read_entries, write_entries
 
@@ -122,6 +123,59 @@ def test_round_trip_is_lossless(tmp_path: Path, fmt: str) -> None:
     assert write_entries(entries, path, notice="示例数据，非真实政策") == len(entries)
     assert read_entries(path) == stored_fields_cleared(entries)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_sample_knowledge_base_round_trips_in_every_format(tmp_path: Path, fmt: str) -> None:
+    # real similar questions hold "，" and "、": they must come back whole, tags and regions item by item
+    entries = read_entries(SAMPLE_YAML)
+    assert any("，" in q for e in entries for q in e.similar_questions)
+    path = tmp_path / f"kb{EXTENSION[fmt]}"
+    write_entries(entries, path)
+    assert read_entries(path) == entries
+    write_entries(read_entries(path), path)
+    assert read_entries(path) == entries
+
+
+def test_export_headers_are_the_field_labels(tmp_path: Path) -> None:
+    path = tmp_path / "kb.csv"
+    write_entries(full_entries()[:1], path)
+    header = next(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    assert header == [f.label for f in FIELDS]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_list_cells_split_by_the_field_rule_in_every_format(tmp_path: Path, fmt: str) -> None:
+    row = {
+        "question": "社保怎么转移？",
+        "similar_questions": "社保，怎么转移？\n身份证、户口本丢了",
+        "regions": "广东省/深圳市、广东省/广州市",
+        "tags": "社保，转移; 医保\n公积金",
+    }
+    path = tmp_path / f"kb{EXTENSION[fmt]}"
+    write_raw(fmt, path, [row], chinese=True)
+    (entry,) = read_entries(path)
+    assert entry.similar_questions == ("社保，怎么转移？", "身份证、户口本丢了")
+    assert entry.regions == (Region("广东省", "深圳市"), Region("广东省", "广州市"))
+    assert entry.tags == ("社保", "转移", "医保", "公积金")
+    for name in ("similar_questions", "regions", "tags"):
+        assert FIELDS_BY_NAME[name].split(row[name]) == tuple(map(str, getattr(entry, name)))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "yaml"])
+def test_list_items_follow_the_same_rule_as_cells(tmp_path: Path, fmt: str) -> None:
+    row = {"question": "问", "similar_questions": ["一，二", "三"], "tags": ["社保，转移", "医保"]}
+    path = tmp_path / f"kb{EXTENSION[fmt]}"
+    write_raw(fmt, path, [row])
+    (entry,) = read_entries(path)
+    assert (entry.similar_questions, entry.tags) == (("一，二", "三"), ("社保", "转移", "医保"))
+
+
+def test_old_form_labels_are_accepted_as_headers(tmp_path: Path) -> None:
+    path = tmp_path / "kb.csv"
+    path.write_text("标准问题,政策文件,政策链接\n问,《条例》,https://x.gov.cn\n", encoding="utf-8")
+    (entry,) = read_entries(path)
+    assert (entry.question, entry.policy) == ("问", PolicyBasis("《条例》", "", "https://x.gov.cn"))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

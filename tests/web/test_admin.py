@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+from html.parser import HTMLParser
 
 import pytest
+from werkzeug.datastructures import MultiDict
 
+from knowledge_base.fields import COLUMNS, FIELDS, FIELDS_BY_NAME, Kind
 from knowledge_base.records import Status
+from knowledge_base.transfer import read_entries
 from tests.web.conftest import PASSWORD, csrf_of, sign_in
+from web_widget.admin import entry_from_form, form_values
 
 pytestmark = pytest.mark.unit
 
@@ -395,3 +401,120 @@ def test_test_pane_explains_the_decision(editor_client):
     html = editor_client.get("/admin/test?q=深圳公积金提取流程&region=深圳").get_data(as_text=True)
     assert "决策" in html and "T-GJJ-SZ" in html and "阈值" in html
     assert editor_client.get("/admin/test?q=" + "长" * 5000).status_code == 200
+
+
+# -- one description of the fields: the form reads and shows them as import and export do ---------------
+
+
+class _FormFields(HTMLParser):
+    """The edit form's labels (by the name of the control they label) and the values its controls show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.labels: dict[str, str] = {}
+        self.values: dict[str, str] = {}
+        self._names: dict[str, str] = {}  # control id -> name
+        self._label_for: str | None = None
+        self._label_text = ""
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "label" and "for" in a:
+            self._label_for, self._label_text = a["for"], ""
+        elif tag == "br" and self._label_for is not None:
+            self.labels[self._label_for] = self._label_text.strip()  # the hint after <br> is not the label
+            self._label_for = None
+        elif tag in ("input", "textarea") and a.get("name") and a.get("id"):
+            self._names[a["id"]] = a["name"]
+            if tag == "input" and a.get("type") != "hidden":
+                self.values[a["name"]] = a.get("value", "")
+            if tag == "textarea":
+                self._textarea, self.values[a["name"]] = a["name"], ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label" and self._label_for is not None:
+            self.labels[self._label_for] = self._label_text.strip()
+            self._label_for = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._label_for is not None:
+            self._label_text += data
+        if self._textarea is not None:
+            self.values[self._textarea] += data
+
+    def by_name(self) -> dict[str, str]:
+        return {self._names[i]: text for i, text in self.labels.items() if i in self._names}
+
+
+def _form_fields(html: str) -> _FormFields:
+    parser = _FormFields()
+    parser.feed(html.split('id="entry-form"', 1)[1].split("</form>", 1)[0])
+    return parser
+
+
+# the form's control for the entry's 编号 is named "key"; the file column is "id"
+_FORM_NAME_OF = {"id": "key"}
+
+SHORT_LISTS = ["社保，转移\n医保", " 甲 ; 乙；丙,\n\n丁、戊 ", "一\r\n二\r\n"]
+LIST_CASES = [
+    *[("tags", text) for text in SHORT_LISTS],
+    *[("similar_questions", text) for text in [*SHORT_LISTS, "社保，怎么转移？\r\n身份证、户口本丢了\r\n"]],
+    ("regions", "广东省/深圳市、广东省/广州市"),
+    ("regions", "广东省/深圳市\r\n广东省，湖南省;海南省 ；广西壮族自治区\n"),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), LIST_CASES)
+def test_the_form_and_the_import_read_a_list_alike(tmp_path, name, text):
+    from_form = entry_from_form(MultiDict({"question": "问", name: text}), entry_id=None, version=0)
+    path = tmp_path / "kb.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["标准问", FIELDS_BY_NAME[name].label], ["问", text]])
+    (imported,) = read_entries(path)
+    assert getattr(from_form, name) == getattr(imported, name)
+    assert tuple(map(str, getattr(from_form, name))) == FIELDS_BY_NAME[name].split(text)
+
+
+def test_every_list_field_is_tried_in_the_form_and_the_import():
+    assert {name for name, _ in LIST_CASES} == {f.name for f in FIELDS if f.kind is Kind.LIST}
+
+
+def test_the_form_labels_are_the_export_headers(app, editor_client):
+    labels = _form_fields(editor_client.get("/admin/entries/new").get_data(as_text=True)).by_name()
+    reviewer = sign_in(app, "reviewer")
+    exported = reviewer.get("/admin/export?format=csv").get_data(as_text=True).lstrip("\ufeff")
+    headers = dict(zip(COLUMNS, next(csv.reader(io.StringIO(exported))), strict=True))
+    shown = {name: headers[name] for name in headers if _FORM_NAME_OF.get(name, name) in labels}
+    assert shown == {name: labels[_FORM_NAME_OF.get(name, name)] for name in shown}
+    assert set(shown) == {f.name for f in FIELDS if f.imported} - {"status"}  # status is set by the workflow
+
+
+def test_form_save_form_round_trips(app, editor_client):
+    svc = app.extensions["hotline"]
+    typed = _draft_form(
+        editor_client,
+        key="T-RT",
+        question="社保怎么转移？",
+        similar_questions="社保，怎么转移？\r\n身份证、户口本丢了",
+        regions="广东省/深圳市、广东省/广州市",
+        tags="社保，转移; 医保",
+        policy_number="粤府〔2024〕12号",
+        effective_date="2024-01-01",
+    )
+    reply = editor_client.post("/admin/drafts", data=typed)
+    draft_id = int(reply.headers["Location"].rsplit("/", 1)[1])
+    saved = svc.workflow.draft(draft_id).entry
+    assert saved.tags == ("社保", "转移", "医保")
+    assert saved.similar_questions == ("社保，怎么转移？", "身份证、户口本丢了")
+    shown = _form_fields(editor_client.get(f"/admin/drafts/{draft_id}").get_data(as_text=True)).values
+    assert shown == form_values(saved)
+    assert shown["tags"] == "社保\n转移\n医保"
+    # saving the form as shown changes nothing, and shows the same form again
+    again = editor_client.post(f"/admin/drafts/{draft_id}", data=_form(editor_client, draft_version="1", **shown))
+    assert again.status_code == 302
+    resaved = svc.workflow.draft(draft_id)
+    assert resaved.version == 2 and resaved.entry.content() == saved.content() and resaved.entry.key == saved.key
+    assert _form_fields(editor_client.get(f"/admin/drafts/{draft_id}").get_data(as_text=True)).values == shown
