@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -16,6 +16,11 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import replies, runtime
 from actions.context import cities_that_differ, follow_up_query, is_follow_up
+
+if TYPE_CHECKING:
+    from rasa_sdk.types import DomainDict
+
+    from knowledge_base.records import Entry, SearchResult
 
 log = logging.getLogger("hotline.actions")
 
@@ -36,7 +41,7 @@ def _region(tracker: Tracker) -> str | None:
     return metadata.get("region") or None
 
 
-def _search(rt: runtime.Runtime, query: str, region: str | None) -> Any:
+def _search(rt: runtime.Runtime, query: str, region: str | None) -> SearchResult:
     kb = rt.fresh_kb()
     try:
         return kb.search(query, region=region)
@@ -45,7 +50,7 @@ def _search(rt: runtime.Runtime, query: str, region: str | None) -> Any:
         return kb.search(query)
 
 
-def _log(rt: runtime.Runtime, tracker: Tracker, query: str, result: Any) -> None:
+def _log(rt: runtime.Runtime, tracker: Tracker, query: str, result: SearchResult) -> None:
     from knowledge_base.plain.privacy import mask
 
     best = result.best
@@ -72,7 +77,7 @@ def _log(rt: runtime.Runtime, tracker: Tracker, query: str, result: Any) -> None
     )
 
 
-def utter_entry(dispatcher: CollectingDispatcher, entry: Any, kb_version: int) -> list[EventType]:
+def utter_entry(dispatcher: CollectingDispatcher, entry: Entry, kb_version: int) -> list[EventType]:
     """Say the answer, then its source as structured data (each channel renders it its own way),
     offer feedback, and remember the entry for follow-ups."""
     dispatcher.utter_message(text=entry.answer, buttons=replies.feedback_buttons())
@@ -98,6 +103,7 @@ def answer(dispatcher: CollectingDispatcher, tracker: Tracker, question: str) ->
     events: list[EventType] = [SlotSet("region", region)] if region and not tracker.get_slot("region") else []
     decision = result.decision.value
     if decision == "answer":
+        assert result.best is not None  # an answer always has its hit
         return events + utter_entry(dispatcher, result.best.entry, result.kb_version)
     if decision == "clarify":
         offered = list(result.candidates())
@@ -128,7 +134,7 @@ class ActionAnswer(Action):
     def name(self) -> str:
         return "action_answer"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[Any]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         question = (tracker.latest_message.get("text") or "").strip()
         if not question or question.startswith("/"):
             dispatcher.utter_message(text=replies.ASK_REPHRASE)
@@ -147,7 +153,7 @@ class ActionChooseEntry(Action):
     def name(self) -> str:
         return "action_choose_entry"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[Any]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         key = next(tracker.get_latest_entity_values("entry_key"), None)
         offered = tracker.get_slot("candidates") or []
         try:
@@ -188,7 +194,7 @@ class ActionSetRegion(Action):
     def name(self) -> str:
         return "action_set_region"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[Any]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         said = next(tracker.get_latest_entity_values("region"), None) or tracker.latest_message.get("text") or ""
         try:
             rt = runtime.get()
@@ -218,7 +224,7 @@ class ActionFeedback(Action):
     def name(self) -> str:
         return "action_feedback"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[Any]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         useful = tracker.latest_message.get("intent", {}).get("name") == "feedback_useful"
         key = tracker.get_slot("last_entry_key")
         if not key:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
+
+if TYPE_CHECKING:
+    from rasa_sdk.types import DomainDict
 
 log = logging.getLogger("hotline.actions")
 
@@ -23,7 +26,8 @@ _FORM_SLOTS = ("description", "contact_name", "contact_phone")
 
 
 def _declined(tracker: Tracker) -> bool:
-    return tracker.latest_message.get("intent", {}).get("name") == "deny"
+    intent: dict[str, object] = tracker.latest_message.get("intent", {})
+    return intent.get("name") == "deny"
 
 
 class ValidateHandoffForm(FormValidationAction):
@@ -31,8 +35,8 @@ class ValidateHandoffForm(FormValidationAction):
         return "validate_handoff_form"
 
     def validate_description(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, value: object, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, str | None]:
         text = str(value or "").strip()
         if len(text) < 2 or text.startswith("/"):
             dispatcher.utter_message(text="请用一两句话说明您要办的事或遇到的问题。")
@@ -40,8 +44,8 @@ class ValidateHandoffForm(FormValidationAction):
         return {"description": text[:2000]}
 
     def validate_contact_name(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, value: object, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, str | None]:
         if _declined(tracker):
             return {"contact_name": DECLINED}
         name = next(tracker.get_latest_entity_values("name"), None) or str(value or "")
@@ -52,8 +56,8 @@ class ValidateHandoffForm(FormValidationAction):
         return {"contact_name": name}
 
     def validate_contact_phone(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, value: object, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, str | None]:
         from knowledge_base.plain.privacy import normalise_phone
 
         if _declined(tracker):
@@ -82,7 +86,7 @@ class ActionCreateWorkOrder(Action):
     def name(self) -> str:
         return "action_create_work_order"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[Any]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         from knowledge_base.plain.privacy import mask
 
         phone = tracker.get_slot("contact_phone")

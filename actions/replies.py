@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from knowledge_base.records import Entry
 
 SORRY_BROKEN = "抱歉，系统暂时出了点问题，没能查到答案。您可以稍后再试，或者说“转人工”，由工作人员为您处理。"
 NO_ANSWER = "抱歉，知识库里暂时没有找到与您的问题相符的答案。您可以换个说法再问一次，或者转人工、登记工单。"
@@ -28,7 +31,7 @@ def feedback_buttons() -> list[dict[str, str]]:
     ]
 
 
-def source_of(entry: Any) -> dict[str, Any]:
+def source_of(entry: Entry) -> dict[str, object]:
     """The answer's source as structured data for the channels (rendered by the widget, read by the hotline)."""
     return {
         "type": "source",

@@ -11,7 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from knowledge_base.search.dictionaries import DictionaryWatcher
+    from knowledge_base.search.kb import KnowledgeBase
+    from knowledge_base.staff.interactions import InteractionStore
+    from knowledge_base.storage.events import ChangeListener, NullListener
 
 log = logging.getLogger("hotline.actions")
 
@@ -21,12 +27,12 @@ _runtime: Runtime | None = None
 
 @dataclass
 class Runtime:
-    kb: Any  # knowledge_base.search.kb.KnowledgeBase
-    interactions: Any  # knowledge_base.staff.interactions.InteractionStore
-    dictionaries: Any = None  # knowledge_base.search.dictionaries.DictionaryWatcher (None: tables never change)
-    listener: Any = None  # knowledge_base.storage.events.ChangeListener while Redis is configured
+    kb: KnowledgeBase
+    interactions: InteractionStore
+    dictionaries: DictionaryWatcher | None = None  # None: the tables never change
+    listener: ChangeListener | NullListener | None = None  # a ChangeListener while Redis is configured
 
-    def fresh_kb(self) -> Any:
+    def fresh_kb(self) -> KnowledgeBase:
         """The knowledge base with staff-edited dictionaries applied (checked every few seconds)."""
         if self.dictionaries is not None:
             self.dictionaries.refresh()

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
+
+if TYPE_CHECKING:
+    from rasa_sdk.events import EventType
+    from rasa_sdk.types import DomainDict
 
 log = logging.getLogger("hotline.actions")
 
@@ -22,7 +26,7 @@ class ActionWarmUp(Action):
     def name(self) -> str:
         return "action_warm_up"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[Any]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         try:
             rt = await asyncio.to_thread(runtime.get)
             log.info("action worker warm: knowledge base at KB version %d", rt.kb.kb_version)

@@ -13,18 +13,24 @@ import tempfile
 from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from knowledge_base.errors import EntryNotFound, ImportRejected, InvalidEntry, KnowledgeBaseError, StaleVersion
 from knowledge_base.fields import FIELDS_BY_NAME, parse_date
 from knowledge_base.records import Entry, PolicyBasis, Region, Status
+from knowledge_base.staff.accounts import User
 from web_widget.auth import current_user, login_required
 from web_widget.diffview import entry_diff
 from web_widget.security import client_address
 from web_widget.services import services
+
+if TYPE_CHECKING:
+    from knowledge_base.search.quality import Finding
+    from knowledge_base.staff.workflow import Draft
 
 log = logging.getLogger("hotline.web")
 
@@ -43,7 +49,7 @@ IMPORT_SUFFIXES = (".xlsx", ".csv", ".jsonl", ".json", ".yaml", ".yml")
 MAX_FORM_SIMILAR = 200
 
 
-def _user() -> Any:
+def _user() -> User:
     user = current_user()
     assert user is not None  # every view here is behind login_required
     return user
@@ -152,7 +158,7 @@ def _audit(action: str, target: str, detail: dict[str, Any]) -> None:
 
 @admin.get("/")
 @login_required("editor")
-def home() -> Any:
+def home() -> ResponseReturnValue:
     from knowledge_base.staff.reports import build_dashboard
     from web_widget import charts
 
@@ -197,7 +203,7 @@ def home() -> Any:
 
 @admin.get("/entries")
 @login_required("editor")
-def entries() -> Any:
+def entries() -> ResponseReturnValue:
     svc = services()
     args = request.args
     q = (args.get("q") or "").strip()[:100]
@@ -247,7 +253,7 @@ def _entry_or_404(entry_id: int) -> Entry:
 
 @admin.get("/entries/<int:entry_id>")
 @login_required("editor")
-def entry(entry_id: int) -> Any:
+def entry(entry_id: int) -> ResponseReturnValue:
     current = _entry_or_404(entry_id)
     drafts = services().workflow.drafts(entry_id=entry_id)
     return render_template("admin/entry.html", entry=current, drafts=drafts, today=_today())
@@ -255,14 +261,14 @@ def entry(entry_id: int) -> Any:
 
 @admin.get("/entries/new")
 @login_required("editor")
-def new_entry() -> Any:
+def new_entry() -> ResponseReturnValue:
     values = {"question": (request.args.get("question") or "")[:500]}
     return render_template("admin/edit.html", values=values, draft=None, entry=None, findings=[], diff=None)
 
 
 @admin.get("/entries/<int:entry_id>/edit")
 @login_required("editor")
-def edit_entry(entry_id: int) -> Any:
+def edit_entry(entry_id: int) -> ResponseReturnValue:
     current = _entry_or_404(entry_id)
     values = form_values(current)
     values["entry_version"] = str(current.version)
@@ -271,7 +277,7 @@ def edit_entry(entry_id: int) -> Any:
 
 @admin.post("/entries/<int:entry_id>/status")
 @login_required("reviewer")
-def entry_status(entry_id: int) -> Any:
+def entry_status(entry_id: int) -> ResponseReturnValue:
     form = request.form
     try:
         stored = services().workflow.set_status(
@@ -291,7 +297,7 @@ def entry_status(entry_id: int) -> Any:
 
 @admin.get("/entries/<int:entry_id>/history")
 @login_required("editor")
-def history(entry_id: int) -> Any:
+def history(entry_id: int) -> ResponseReturnValue:
     current = _entry_or_404(entry_id)
     revisions = services().kb.revisions(entry_id)
     return render_template("admin/history.html", entry=current, revisions=list(reversed(revisions)))
@@ -299,7 +305,7 @@ def history(entry_id: int) -> Any:
 
 @admin.get("/entries/<int:entry_id>/revisions/<int:revision_id>")
 @login_required("editor")
-def revision(entry_id: int, revision_id: int) -> Any:
+def revision(entry_id: int, revision_id: int) -> ResponseReturnValue:
     current = _entry_or_404(entry_id)
     found = next((r for r in services().kb.revisions(entry_id) if r.id == revision_id), None)
     if found is None:
@@ -313,7 +319,7 @@ def revision(entry_id: int, revision_id: int) -> Any:
 
 @admin.post("/entries/<int:entry_id>/rollback/<int:revision_id>")
 @login_required("reviewer")
-def rollback(entry_id: int, revision_id: int) -> Any:
+def rollback(entry_id: int, revision_id: int) -> ResponseReturnValue:
     try:
         stored = services().workflow.rollback(
             entry_id,
@@ -336,13 +342,13 @@ def rollback(entry_id: int, revision_id: int) -> Any:
 
 @admin.get("/drafts")
 @login_required("editor")
-def drafts() -> Any:
+def drafts() -> ResponseReturnValue:
     return render_template("admin/drafts.html", drafts=services().workflow.drafts())
 
 
 def _show_draft_form(
-    values: dict[str, str], draft: Any, entry: Entry | None, findings: list[Any], status: int = 200
-) -> Any:
+    values: dict[str, str], draft: Draft | None, entry: Entry | None, findings: list[Finding], status: int = 200
+) -> ResponseReturnValue:
     diff = entry_diff(entry, draft.entry) if draft is not None and entry is not None else None
     return render_template(
         "admin/edit.html", values=values, draft=draft, entry=entry, findings=findings, diff=diff
@@ -351,7 +357,7 @@ def _show_draft_form(
 
 @admin.get("/drafts/<int:draft_id>")
 @login_required("editor")
-def draft(draft_id: int) -> Any:
+def draft(draft_id: int) -> ResponseReturnValue:
     from knowledge_base.search.quality import check_entry
 
     svc = services()
@@ -376,7 +382,7 @@ def _maybe_entry(entry_id: int | None) -> Entry | None:
 @admin.post("/drafts")
 @admin.post("/drafts/<int:draft_id>")
 @login_required("editor")
-def save_draft(draft_id: int | None = None) -> Any:
+def save_draft(draft_id: int | None = None) -> ResponseReturnValue:
     """Save (and optionally submit) a draft; a refused save shows the form again with everything typed."""
     svc = services()
     form = request.form
@@ -417,7 +423,7 @@ def save_draft(draft_id: int | None = None) -> Any:
 
 @admin.post("/drafts/<int:draft_id>/<action>")
 @login_required("editor")
-def draft_action(draft_id: int, action: str) -> Any:
+def draft_action(draft_id: int, action: str) -> ResponseReturnValue:
     svc = services()
     user = _user()
     form = request.form
@@ -456,7 +462,7 @@ def draft_action(draft_id: int, action: str) -> Any:
 
 @admin.route("/test", methods=["GET", "POST"])
 @login_required("editor")
-def test_pane() -> Any:
+def test_pane() -> ResponseReturnValue:
     question = (request.values.get("q") or "").strip()
     region = (request.values.get("region") or "").strip()[:40]
     result, error = None, ""
@@ -473,7 +479,7 @@ def test_pane() -> Any:
 
 @admin.get("/queue")
 @login_required("editor")
-def queue() -> Any:
+def queue() -> ResponseReturnValue:
     days = min(max(_int(request.args.get("days") or "30", "days"), 1), 365)
     clusters = services().queue.clusters(days=days)
     return render_template("admin/queue.html", clusters=clusters, days=days)
@@ -481,7 +487,7 @@ def queue() -> Any:
 
 @admin.post("/queue/add")
 @login_required("editor")
-def queue_add() -> Any:
+def queue_add() -> ResponseReturnValue:
     """Add a cluster's questions as similar questions of an entry: a draft for review."""
     svc = services()
     form = request.form
@@ -511,7 +517,7 @@ def queue_add() -> Any:
 
 @admin.post("/queue/dismiss")
 @login_required("editor")
-def queue_dismiss() -> Any:
+def queue_dismiss() -> ResponseReturnValue:
     questions = [q[:500] for q in request.form.getlist("question") if q.strip()][:200]
     if not questions:
         abort(400, description="没有选择要处理的问题")
@@ -526,13 +532,13 @@ def queue_dismiss() -> Any:
 
 @admin.get("/transfer")
 @login_required("editor")
-def transfer() -> Any:
+def transfer() -> ResponseReturnValue:
     return render_template("admin/transfer.html", problems=[], summary=None)
 
 
 @admin.get("/export")
 @login_required("editor")
-def export() -> Any:
+def export() -> ResponseReturnValue:
     from knowledge_base.transfer import write_entries
 
     fmt = EXPORT_FORMATS.get(request.args.get("format", "xlsx"))
@@ -550,7 +556,7 @@ def export() -> Any:
 
 @admin.post("/import")
 @login_required("reviewer")
-def import_file() -> Any:
+def import_file() -> ResponseReturnValue:
     """Import a file all-or-nothing; every bad cell is reported with its row and column."""
     from knowledge_base.transfer import read_entries
 
@@ -582,7 +588,7 @@ def import_file() -> Any:
 
 @admin.get("/dictionaries")
 @login_required("editor")
-def dictionaries() -> Any:
+def dictionaries() -> ResponseReturnValue:
     from knowledge_base.search.dictionaries import EDITABLE
 
     store = services().dictionaries
@@ -591,7 +597,7 @@ def dictionaries() -> Any:
 
 @admin.route("/dictionaries/<name>", methods=["GET", "POST"])
 @login_required("editor")
-def dictionary(name: str) -> Any:
+def dictionary(name: str) -> ResponseReturnValue:
     from knowledge_base.search.dictionaries import EDITABLE
 
     if name not in EDITABLE:
@@ -622,7 +628,7 @@ def dictionary(name: str) -> Any:
 
 @admin.route("/users", methods=["GET", "POST"])
 @login_required("admin")
-def users() -> Any:
+def users() -> ResponseReturnValue:
     from knowledge_base.staff.accounts import ROLE_NAMES, AccountError
 
     accounts = services().accounts
@@ -659,7 +665,7 @@ def users() -> Any:
 
 @admin.get("/audit")
 @login_required("admin")
-def audit() -> Any:
+def audit() -> ResponseReturnValue:
     actor = (request.args.get("actor") or "").strip()[:100]
     target = (request.args.get("target") or "").strip()[:200]
     rows = services().accounts.audit_log(limit=500, actor=actor, target=target)
