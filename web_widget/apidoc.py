@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
 apidoc = Blueprint("apidoc", __name__)
 
@@ -26,5 +27,5 @@ def openapi_document() -> dict[str, Any]:
 
 
 @apidoc.get("/api/openapi.json")
-def openapi_json() -> Any:
+def openapi_json() -> ResponseReturnValue:
     return jsonify(openapi_document())

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from knowledge_base.staff.accounts import AccountError, User
 from web_widget.security import client_address
@@ -16,7 +17,7 @@ from web_widget.services import services
 
 auth = Blueprint("auth", __name__, url_prefix="/staff")
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
 ABSOLUTE_SESSION_SECONDS = 12 * 3600  # a full shift; then sign in again
 
 
@@ -47,12 +48,12 @@ def _wants_json() -> bool:
     return request.path.startswith(("/operator/api/", "/admin/api/")) or request.is_json
 
 
-def login_required(role: str) -> Callable[[F], F]:
+def login_required(role: str) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, ResponseReturnValue]]:
     """Let only signed-in staff whose role includes ``role`` through: 401 (or the sign-in page) / 403."""
 
-    def wrap(view: F) -> F:
+    def wrap(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
         @functools.wraps(view)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
             user = current_user()
             if user is None:
                 if _wants_json():
@@ -65,7 +66,7 @@ def login_required(role: str) -> Callable[[F], F]:
                 abort(403, description="您的角色无权访问此页面")
             return view(*args, **kwargs)
 
-        return guarded  # type: ignore[return-value]
+        return guarded
 
     return wrap
 
@@ -78,7 +79,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @auth.route("/login", methods=["GET", "POST"])
-def login() -> Any:
+def login() -> ResponseReturnValue:
     error = ""
     if request.method == "POST":
         username = request.form.get("username", "")[:40]
@@ -99,7 +100,7 @@ def login() -> Any:
 
 
 @auth.post("/logout")
-def logout() -> Any:
+def logout() -> ResponseReturnValue:
     user = current_user()
     if user is not None:
         services().accounts.audit(user.username, "logout", "", {}, ip=client_address())

@@ -9,6 +9,7 @@ import logging
 from typing import Any, Protocol
 
 from flask import Blueprint, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 
 from knowledge_base.plain.chat_request import BadRequest, payload_of, sender_id, text_of
 from web_widget.security import client_address
@@ -62,7 +63,7 @@ SLOW_DOWN = "您发送得太快了，请稍等一分钟再试；紧急情况请�
 
 
 @chat.post("/api/chat")
-def relay_message() -> Any:
+def relay_message() -> ResponseReturnValue:
     if not current_app.config["HOTLINE_LIMITER"].allow(f"chat:{client_address()}"):
         return jsonify(error=SLOW_DOWN, messages=[{"text": SLOW_DOWN}]), 429
     if (request.content_length or 0) > MAX_BODY_BYTES:

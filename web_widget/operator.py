@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry
 from knowledge_base.plain.privacy import mask
@@ -128,7 +129,7 @@ def work_order_page(number: str) -> str:
 
 @operator.get("/api/search")
 @login_required("operator")
-def search() -> Any:
+def search() -> ResponseReturnValue:
     """``?q=...&region=...``: the decision and the top entries for the caller's question."""
     if not current_app.config["HOTLINE_OPERATOR_LIMITER"].allow(f"search:{_username()}"):
         return jsonify(error="查询过于频繁，请稍等片刻再试（每分钟次数有上限）"), 429
@@ -157,7 +158,7 @@ def search() -> Any:
 
 @operator.post("/api/report")
 @login_required("operator")
-def report() -> Any:
+def report() -> ResponseReturnValue:
     """JSON ``{query, outcome, entry_key, reason, kb_version}``: the operator's verdict on a suggestion."""
     body = _json_body()
     if body is None:
@@ -181,7 +182,7 @@ def report() -> Any:
 
 @operator.post("/api/work_orders")
 @login_required("operator")
-def create_work_order() -> Any:
+def create_work_order() -> ResponseReturnValue:
     """JSON ``{question, description, name, phone, region, entries}``: a work order for this call."""
     body = _json_body()
     if body is None:
@@ -221,7 +222,7 @@ def create_work_order() -> Any:
 
 @operator.get("/api/work_orders")
 @login_required("operator")
-def open_work_orders() -> Any:
+def open_work_orders() -> ResponseReturnValue:
     """The newest open work orders, phone and ID numbers masked (the full ones only on each order's page)."""
     orders = services().interactions.work_orders(status="open", limit=OPEN_ORDERS_SHOWN)
     return jsonify(
