@@ -13,10 +13,10 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -222,12 +222,16 @@ def _line(name: str, m: dict[str, Any]) -> str:
     )
 
 
-def _progress(items: list[Any], enabled: bool, label: str) -> Any:
+T = TypeVar("T")
+
+
+def _progress(items: list[T], enabled: bool, label: str) -> Iterable[T]:
     if not enabled:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=label, unit="q", file=sys.stderr)
+    bar: Iterable[T] = tqdm(items, desc=label, unit="q", file=sys.stderr)
+    return bar
 
 
 def run_scale(
