@@ -100,6 +100,27 @@ class DatabaseError(KnowledgeBaseError):
     """The database cannot be used: the server is unreachable, the handle was closed, or every connection is busy."""
 
 
+class SchemaOutdated(DatabaseError):
+    """The database's schema is older than this code's (or from before schema revisions); run ``hotline db upgrade``.
+
+    ``current`` is the database's revision (None: the tables of a release without revisions), ``head`` this code's.
+    """
+
+    def __init__(self, message: str, *, current: str | None, head: str) -> None:
+        super().__init__(message)
+        self.current = current
+        self.head = head
+
+
+class SchemaTooNew(DatabaseError):
+    """The database's schema revision is unknown to this code: a newer hotline-qa upgraded it."""
+
+    def __init__(self, message: str, *, current: str | None, head: str) -> None:
+        super().__init__(message)
+        self.current = current
+        self.head = head
+
+
 class BackupRejected(KnowledgeBaseError):
     """A backup archive cannot be restored: damaged, tampered with, of another format, or the target is not ready.
 

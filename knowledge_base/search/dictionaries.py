@@ -29,6 +29,7 @@ from typing import Protocol
 from knowledge_base.errors import InvalidEntry, StaleVersion
 from knowledge_base.search.textnorm import DEFAULT_DATA_DIR, TABLE_FILES, TextNormaliser
 from knowledge_base.storage.database import Database
+from knowledge_base.storage.migrate import ensure_current
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,6 @@ EDITABLE = {
 }
 MAX_TABLE_BYTES = 2 * 1024 * 1024
 CHECK_EVERY = 2.0  # seconds between signature checks per worker
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dictionaries (
-    name TEXT PRIMARY KEY,
-    content TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    updated_by TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -67,7 +58,7 @@ class DictionaryStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema(_SCHEMA)
+        ensure_current(db)
 
     def table(self, name: str) -> Table:
         if name not in EDITABLE:

@@ -29,6 +29,7 @@ from typing import Any
 
 from knowledge_base.errors import KnowledgeBaseError
 from knowledge_base.storage.database import Database
+from knowledge_base.storage.migrate import ensure_current
 
 ROLES = ("operator", "editor", "reviewer", "admin")
 ROLE_NAMES = {"operator": "话务员", "editor": "编辑", "reviewer": "审核员", "admin": "管理员"}
@@ -38,30 +39,6 @@ LOCKOUT = timedelta(minutes=15)
 _USERNAME = re.compile(r"^[a-zA-Z0-9_.-]{2,40}$")
 # scrypt cost: about 50 ms per check here, slow enough to hurt guessing, fast enough for sign-in.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    username TEXT NOT NULL UNIQUE,
-    display_name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    disabled INTEGER NOT NULL,
-    failed_logins INTEGER NOT NULL,
-    locked_until TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    ip TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (created_at);
-"""
 
 
 class AccountError(KnowledgeBaseError):
@@ -123,7 +100,7 @@ class AccountStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema(_SCHEMA)
+        ensure_current(db)
 
     # -- users -------------------------------------------------------------------
 

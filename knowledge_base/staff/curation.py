@@ -19,6 +19,7 @@ import numpy as np
 
 from knowledge_base.records import Hit
 from knowledge_base.storage.database import Database
+from knowledge_base.storage.migrate import ensure_current
 
 if TYPE_CHECKING:
     from knowledge_base.search.kb import KnowledgeBase
@@ -33,15 +34,6 @@ SOURCE_NAMES = {
 RESOLVE_WINDOW = timedelta(minutes=10)
 CLUSTER_SIMILARITY = 0.93  # e5 cosine; at this level two questions ask for the same thing
 MAX_ITEMS = 5000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS curation_done (
-    fingerprint TEXT PRIMARY KEY,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -86,7 +78,7 @@ class CurationQueue:
         self.kb = kb
         self.db = db
         OperatorLog(db)  # its table must exist before the queue reads it
-        db.ensure_schema(_SCHEMA)
+        ensure_current(db)
 
     def fingerprint(self, query: str) -> str:
         return self.kb.normaliser.normalise(query) or query.strip()

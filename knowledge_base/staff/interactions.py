@@ -23,47 +23,7 @@ from typing import Any
 from knowledge_base.errors import EntryNotFound, InvalidEntry
 from knowledge_base.plain.privacy import normalise_phone
 from knowledge_base.storage.database import Database, adopt
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS work_orders (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    number TEXT UNIQUE,
-    created_at TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    sender_id TEXT NOT NULL,
-    region TEXT NOT NULL,
-    name TEXT NOT NULL,
-    phone TEXT NOT NULL,
-    description TEXT NOT NULL,
-    transcript TEXT NOT NULL,
-    entries TEXT NOT NULL,
-    status TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    sender_id TEXT NOT NULL,
-    entry_key TEXT NOT NULL,
-    kb_version INTEGER NOT NULL,
-    useful INTEGER NOT NULL,
-    comment TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS answer_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    sender_id TEXT NOT NULL,
-    query TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    entry_key TEXT NOT NULL,
-    score REAL,
-    kb_version INTEGER NOT NULL,
-    thresholds TEXT NOT NULL,
-    candidates TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS answer_log_time ON answer_log (created_at);
-"""
+from knowledge_base.storage.migrate import ensure_current
 
 MAX_DESCRIPTION = 2000
 
@@ -98,7 +58,7 @@ class InteractionStore:
     def __init__(self, database: Database | str | Path) -> None:
         self.db, self._owns_db = adopt(database)
         self.path = self.db.url
-        self.db.ensure_schema(_SCHEMA)
+        ensure_current(self.db)
 
     def close(self) -> None:
         """Close the database if this store opened it."""

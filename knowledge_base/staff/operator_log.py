@@ -26,6 +26,7 @@ from typing import Any
 
 from knowledge_base.errors import InvalidEntry
 from knowledge_base.storage.database import Database
+from knowledge_base.storage.migrate import ensure_current
 
 __all__ = ["MAX_QUERY", "MAX_REASON", "NEEDS_ENTRY", "NEEDS_REASON", "OUTCOMES", "OperatorLog", "OperatorReport"]
 
@@ -44,20 +45,6 @@ MAX_OPERATOR = 100
 MAX_ENTRY_KEY = 64
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ENTRY_KEY = re.compile(r"^[\w.:/-]*$")  # the entries' own key syntax (records.Entry.key)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS operator_reports (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    operator TEXT NOT NULL,
-    query TEXT NOT NULL,
-    entry_key TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    kb_version INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS operator_reports_time ON operator_reports (created_at);
-"""
 
 
 @dataclass(frozen=True)
@@ -85,7 +72,7 @@ class OperatorLog:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = datetime.now) -> None:
         self.db = db
         self.clock = clock
-        db.ensure_schema(_SCHEMA)
+        ensure_current(db)
 
     def record(
         self,

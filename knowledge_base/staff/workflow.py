@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
 from knowledge_base.records import Entry, Status
 from knowledge_base.storage.database import Database
+from knowledge_base.storage.migrate import ensure_current
 
 STATES = ("draft", "in_review", "published", "rejected", "discarded")
 STATE_NAMES = {
@@ -39,22 +40,6 @@ STATE_NAMES = {
 }
 OPEN_STATES = ("draft", "in_review", "rejected")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS drafts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    entry_id INTEGER,
-    base_version INTEGER NOT NULL,
-    content TEXT NOT NULL,
-    state TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    author TEXT NOT NULL,
-    reviewer TEXT NOT NULL,
-    note TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS drafts_entry ON drafts (entry_id);
-"""
 
 Audit = Callable[[str, str, str, dict[str, Any]], None]
 
@@ -107,7 +92,7 @@ class Workflow:
         self.kb = kb
         self.db = db
         self._audit = audit or (lambda *args: None)
-        db.ensure_schema(_SCHEMA)
+        ensure_current(db)
 
     def drafts(self, *, states: tuple[str, ...] = OPEN_STATES, entry_id: int | None = None) -> list[Draft]:
         marks = ",".join("?" for _ in states)

@@ -37,7 +37,7 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
+    "WRITE_LOCK",
     "Database",
     "IntegrityError",
     "PostgresDatabase",
@@ -139,6 +140,21 @@ class Database(ABC):
 
     def _ddl(self, statement: str) -> str:
         return statement
+
+    @abstractmethod
+    def connect_plain(self) -> object:
+        """A new DB-API connection to the same database, owned by the caller: for SQLAlchemy (the migrations).
+
+        It has the driver's defaults (rows as tuples, the driver's own transactions), none of this object's.
+        """
+
+    def serialised(self) -> AbstractContextManager[None]:
+        """Keeps this object's threads off the database while a :meth:`connect_plain` connection writes to it.
+
+        Only an in-memory SQLite database needs it (its shared cache fails on a lock instead of waiting);
+        elsewhere it does nothing.
+        """
+        return nullcontext()
 
     @abstractmethod
     def close(self) -> None:
@@ -343,6 +359,13 @@ class SQLiteDatabase(Database):
             with self._memory_lock:
                 yield
 
+    def serialised(self) -> AbstractContextManager[None]:
+        return self._serialised()
+
+    def connect_plain(self) -> sqlite3.Connection:
+        self._check_open()
+        return sqlite3.connect(self._target, uri=self.memory, timeout=30, check_same_thread=False)
+
     def _run(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, tuple(params))
@@ -425,7 +448,7 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
 
 # pg_advisory_xact_lock key of the write transaction: "hotline" in ASCII. Advisory locks are per
 # database, so two knowledge bases on one server do not wait for each other.
-_WRITE_LOCK = 0x686F746C696E65
+WRITE_LOCK = 0x686F746C696E65
 
 
 class PostgresDatabase(Database):
@@ -531,6 +554,15 @@ class PostgresDatabase(Database):
     def _ddl(self, statement: str) -> str:
         return postgres_ddl(statement)
 
+    def connect_plain(self) -> psycopg.Connection[tuple[Any, ...]]:
+        import psycopg
+
+        self._check_open()
+        try:
+            return psycopg.connect(self.url, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"cannot connect to PostgreSQL at {redact_url(self.url)}: {str(exc).strip()}") from exc
+
     @contextmanager
     def _pinned(self, mode: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         with self._borrow() as conn:
@@ -551,7 +583,7 @@ class PostgresDatabase(Database):
             return
         with self._pinned("write") as conn, conn.transaction():
             # Waits for any other writer to commit: as BEGIN IMMEDIATE does on SQLite.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield
 
     @contextmanager

@@ -25,34 +25,7 @@ from typing import Any, Protocol
 from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
 from knowledge_base.records import Entry, Revision, Status
 from knowledge_base.storage.database import Database, adopt
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    content TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    updated_by TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    kb_version INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_kb_version ON entries (kb_version);
-CREATE TABLE IF NOT EXISTS revisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    entry_id INTEGER NOT NULL,
-    kb_version INTEGER NOT NULL,
-    author TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    action TEXT NOT NULL,
-    before TEXT,
-    after TEXT
-);
-CREATE INDEX IF NOT EXISTS revisions_entry ON revisions (entry_id, id);
-CREATE INDEX IF NOT EXISTS revisions_kb_version ON revisions (kb_version);
-INSERT INTO meta (name, value) VALUES ('kb_version', '0'), ('schema_version', '1') ON CONFLICT (name) DO NOTHING;
-"""
+from knowledge_base.storage.migrate import ensure_current
 
 
 @dataclass(frozen=True)
@@ -107,7 +80,7 @@ class SQLStore:
     def __init__(self, database: Database | str | Path) -> None:
         self.db, self._owns_db = adopt(database)
         self.path = self.db.url
-        self.db.ensure_schema(_SCHEMA)
+        ensure_current(self.db)
 
     def close(self) -> None:
         """Close the database if the store opened it; a shared one stays open for its other users."""

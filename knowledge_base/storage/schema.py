@@ -1,0 +1,245 @@
+"""The one declaration of every table, column and index (SQLAlchemy Core), on SQLite and PostgreSQL alike.
+
+The stores write plain SQL against these tables; nothing else declares them. A new
+database is created from :data:`metadata` (see :mod:`knowledge_base.storage.migrate`),
+a database of an earlier release is brought here by the migrations in
+``knowledge_base/storage/migrations/``, and backups list their tables and columns
+from it. A change here needs a migration too: ``tests/integration/test_upgrade.py``
+fails while the migrations and this declaration disagree.
+
+Types are those the release's SQLite-style DDL had on each dialect: ``INTEGER`` is
+SQLite's 64-bit integer and PostgreSQL's ``BIGINT``, ``REAL`` is ``DOUBLE PRECISION``
+there, an ``id`` key is a rowid alias with ``AUTOINCREMENT`` on SQLite (ids of deleted
+rows are never handed out again) and ``BIGSERIAL`` on PostgreSQL.
+
+Example:
+    >>> [t.name for t in metadata.sorted_tables][:3]
+    ['answer_log', 'audit_log', 'curation_done']
+    >>> entries.c.key.unique, entries.c.kb_version.nullable
+    (True, False)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, Table, Text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.types import TypeEngine
+
+__all__ = [
+    "SEED_ROWS",
+    "answer_log",
+    "audit_log",
+    "curation_done",
+    "dictionaries",
+    "drafts",
+    "entries",
+    "feedback",
+    "meta",
+    "metadata",
+    "numbered",
+    "operator_reports",
+    "revisions",
+    "users",
+    "work_orders",
+]
+
+metadata = MetaData()
+"""Every table of a hotline-qa database (the migrations' own ``alembic_version`` aside)."""
+
+# SQLite's INTEGER holds 64 bits; PostgreSQL's INTEGER only 32.
+_INTEGER: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
+_REAL: TypeEngine[float] = Double().with_variant(sqlite.REAL(), "sqlite")
+
+
+def _id() -> Column[int]:
+    # BIGSERIAL on PostgreSQL; on SQLite exactly INTEGER (a rowid alias) with the table's AUTOINCREMENT.
+    return Column("id", _INTEGER, primary_key=True)
+
+
+def _integer(name: str, *, nullable: bool = False) -> Column[int]:
+    return Column(name, _INTEGER, nullable=nullable)
+
+
+def _text(name: str, *, nullable: bool = False, unique: bool = False) -> Column[str]:
+    return Column(name, Text(), nullable=nullable, unique=unique)
+
+
+def _numbered(name: str, *columns: Column[Any]) -> Table:
+    """A table keyed by an ``id`` the database numbers."""
+    return Table(name, metadata, _id(), *columns, sqlite_autoincrement=True)
+
+
+# -- the knowledge base (storage/store.py) ------------------------------------------------
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("name", Text(), primary_key=True),
+    _text("value"),
+)
+"""Named values: ``kb_version`` (the KB-wide version counter) and ``schema_version`` (kept as the release wrote it;
+the migrations' ``alembic_version`` table is what says which schema a database has)."""
+
+entries = _numbered(
+    "entries",
+    _text("key", unique=True),
+    _text("status"),
+    _text("content"),
+    _integer("version"),
+    _text("updated_by"),
+    _text("updated_at"),
+    _integer("kb_version"),
+)
+Index("entries_kb_version", entries.c.kb_version)
+
+revisions = _numbered(
+    "revisions",
+    _integer("entry_id"),
+    _integer("kb_version"),
+    _text("author"),
+    _text("created_at"),
+    _text("action"),
+    _text("before", nullable=True),
+    _text("after", nullable=True),
+)
+Index("revisions_entry", revisions.c.entry_id, revisions.c.id)
+Index("revisions_kb_version", revisions.c.kb_version)
+
+# -- search (search/dictionaries.py) -----------------------------------------------------
+
+dictionaries = Table(
+    "dictionaries",
+    metadata,
+    Column("name", Text(), primary_key=True),
+    _text("content"),
+    _integer("version"),
+    _text("updated_by"),
+    _text("updated_at"),
+)
+
+# -- staff (staff/accounts.py, workflow.py, operator_log.py, curation.py) ---------------------
+
+users = _numbered(
+    "users",
+    _text("username", unique=True),
+    _text("display_name"),
+    _text("role"),
+    _text("password_hash"),
+    _integer("disabled"),
+    _integer("failed_logins"),
+    _text("locked_until", nullable=True),
+    _text("created_at"),
+)
+
+audit_log = _numbered(
+    "audit_log",
+    _text("created_at"),
+    _text("actor"),
+    _text("action"),
+    _text("target"),
+    _text("detail"),
+    _text("ip"),
+)
+Index("audit_log_time", audit_log.c.created_at)
+
+drafts = _numbered(
+    "drafts",
+    _integer("entry_id", nullable=True),  # None: a draft of a new entry
+    _integer("base_version"),
+    _text("content"),
+    _text("state"),
+    _integer("version"),
+    _text("author"),
+    _text("reviewer"),
+    _text("note"),
+    _text("created_at"),
+    _text("updated_at"),
+)
+Index("drafts_entry", drafts.c.entry_id)
+
+operator_reports = _numbered(
+    "operator_reports",
+    _text("created_at"),
+    _text("operator"),
+    _text("query"),
+    _text("entry_key"),
+    _text("outcome"),
+    _text("reason"),
+    _integer("kb_version"),
+)
+Index("operator_reports_time", operator_reports.c.created_at)
+
+curation_done = Table(
+    "curation_done",
+    metadata,
+    Column("fingerprint", Text(), primary_key=True),
+    _text("action"),
+    _text("actor"),
+    _text("created_at"),
+)
+
+# -- what citizens did (staff/interactions.py) ---------------------------------------------
+
+work_orders = _numbered(
+    "work_orders",
+    _text("number", nullable=True, unique=True),  # set right after the insert, from the id
+    _text("created_at"),
+    _text("channel"),
+    _text("sender_id"),
+    _text("region"),
+    _text("name"),
+    _text("phone"),
+    _text("description"),
+    _text("transcript"),
+    _text("entries"),
+    _text("status"),
+)
+# The dashboard reads work orders by date (revision 0002).
+Index("work_orders_time", work_orders.c.created_at)
+
+feedback = _numbered(
+    "feedback",
+    _text("created_at"),
+    _text("channel"),
+    _text("sender_id"),
+    _text("entry_key"),
+    _integer("kb_version"),
+    _integer("useful"),
+    _text("comment"),
+)
+# The dashboard and the curation queue read feedback by date, an entry's page by entry (revision 0002).
+Index("feedback_time", feedback.c.created_at)
+Index("feedback_entry", feedback.c.entry_key)
+
+answer_log = _numbered(
+    "answer_log",
+    _text("created_at"),
+    _text("channel"),
+    _text("sender_id"),
+    _text("query"),
+    _text("decision"),
+    _text("entry_key"),
+    Column("score", _REAL, nullable=True),
+    _integer("kb_version"),
+    _text("thresholds"),
+    _text("candidates"),
+)
+Index("answer_log_time", answer_log.c.created_at)
+
+
+SEED_ROWS: Final[dict[str, tuple[dict[str, str], ...]]] = {
+    "meta": ({"name": "kb_version", "value": "0"}, {"name": "schema_version", "value": "1"}),
+}
+"""Rows every new database starts with (the migrations' first revision writes the same)."""
+
+
+def numbered(table: Table) -> bool:
+    """True when the database numbers ``table``'s ``id`` (a sequence or SQLite's AUTOINCREMENT counter).
+
+    Example:
+        >>> numbered(entries), numbered(meta)
+        (True, False)
+    """
+    return [c.name for c in table.primary_key.columns] == ["id"]
