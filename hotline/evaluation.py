@@ -75,16 +75,18 @@ def decision_metrics(results: Sequence[Ranked], t: Thresholds) -> dict[str, floa
     """The answer / clarify / no-answer split, and how often a direct answer is wrong.
 
     ``clarify_useful`` counts clarifications whose offered candidates include the right entry.
+    Decisions and candidates come from :func:`~knowledge_base.search.ranking.decide`, the rule
+    the knowledge base itself runs at search time, so the measured split is the served one.
     """
     counts = {"answer": 0, "clarify": 0, "no_answer": 0}
     wrong = clarify_useful = unanswerable_answered = 0
     for r in results:
-        decision, offered, _ = decide(list(r.scores), t)
-        counts[decision.value] += 1
-        if decision is Decision.ANSWER and (r.gold is None or r.keys[0] != r.gold):
+        verdict = decide(r.scores, t)
+        counts[verdict.decision.value] += 1
+        if verdict.decision is Decision.ANSWER and (r.gold is None or r.keys[0] != r.gold):
             wrong += 1
             unanswerable_answered += r.gold is None
-        if decision is Decision.CLARIFY and r.gold in r.keys[:offered]:
+        if verdict.decision is Decision.CLARIFY and r.gold in verdict.offer(r.keys):
             clarify_useful += 1
     n = len(results) or 1
     answered = counts["answer"] or 1

@@ -353,7 +353,13 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """A search's decision, its ranked hits and everything needed to reproduce it."""
+    """A search's decision, its ranked hits and everything needed to reproduce it.
+
+    ``offered`` is how many of the top hits the decision offers, as
+    :func:`~knowledge_base.search.ranking.decide` counted them: 1 for ``answer``, the
+    entries within ``clarify_window`` of the best (at most ``clarify_max``) for
+    ``clarify``, 0 for ``no_answer``.
+    """
 
     query: str
     normalised: str
@@ -364,15 +370,26 @@ class SearchResult:
     thresholds: dict[str, float]
     tokens: tuple[str, ...] = ()
     truncated: bool = False
+    offered: int = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        expected = {Decision.ANSWER: "1", Decision.NO_ANSWER: "0"}.get(self.decision, "at least 1")
+        if (
+            not isinstance(self.offered, int)
+            or self.offered < 0
+            or (self.decision is Decision.ANSWER and self.offered != 1)
+            or (self.decision is Decision.NO_ANSWER and self.offered != 0)
+            or (self.decision is Decision.CLARIFY and self.offered < 1)
+        ):
+            raise ValueError(f"offered must be {expected} for a {self.decision.value} result, got {self.offered!r}")
 
     @property
     def best(self) -> Hit | None:
         return self.hits[0] if self.hits else None
 
     def candidates(self) -> tuple[Hit, ...]:
-        """The hits the decision offers: one for ``answer``, two or three for ``clarify``, none otherwise."""
-        if self.decision is Decision.ANSWER:
-            return self.hits[:1]
-        if self.decision is Decision.CLARIFY:
-            return self.hits[: int(self.thresholds.get("clarify_max", 3))]
-        return ()
+        """The hits the decision offers: the best for ``answer``, the ``offered`` best for ``clarify``, none otherwise.
+
+        Never more than the search's ``top_k`` hits.
+        """
+        return self.hits[: self.offered]

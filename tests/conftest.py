@@ -147,3 +147,55 @@ def redis():
     for client in clients:
         client.flushdb()
         client.close()
+
+
+class CosineTableEmbedder:
+    """A fake embedder whose cosines a test sets by hand: a text containing ``keyword`` scores ``cosine``.
+
+    Texts holding no keyword (the questions asked) embed as one axis; the phrasings of
+    entry ``i`` lie at ``cosine`` from it, each off on an axis of its own, so no two
+    entries interfere and every score the ranking sees is the one written in the test.
+    """
+
+    def __init__(self, cosines: dict[str, float]) -> None:
+        self.cosines = dict(cosines)
+        self._axis = {keyword: i for i, keyword in enumerate(self.cosines, start=1)}
+
+    @property
+    def name(self) -> str:
+        return "fake-cosine-table"
+
+    @property
+    def dim(self) -> int:
+        return len(self.cosines) + 1
+
+    def encode(self, texts, *, batch_size: int = 64, progress: bool = False):
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            keyword = next((k for k in self.cosines if k in text), None)
+            if keyword is None:
+                out[row, 0] = 1.0
+                continue
+            cosine = self.cosines[keyword]
+            out[row, 0], out[row, self._axis[keyword]] = cosine, (1 - cosine**2) ** 0.5
+        return out
+
+
+@pytest.fixture
+def scored_kb(store, normaliser, tmp_path: Path):
+    """``scored_kb({"护照": 0.93, ...}, **settings)``: one published entry "<keyword>怎么办理" per keyword, and a
+    knowledge base where any question without a keyword scores each entry at its cosine (lexical weight 0)."""
+
+    def make(cosines: dict[str, float], **overrides: object) -> KnowledgeBase:
+        # raw text: the folding's canonical terms would rewrite the keywords
+        settings = Settings(data_dir=str(tmp_path / "var"), lexical_weight=0.0, embed_text="raw", **overrides)  # type: ignore[arg-type]
+        kb = KnowledgeBase(store, CosineTableEmbedder(cosines), normaliser, settings=settings, today=lambda: TODAY)
+        kb.import_entries(
+            [Entry(key=f"K-{i}", question=f"{k}怎么办理", answer=f"{k}的办法。") for i, k in enumerate(cosines, 1)],
+            author="tester",
+        )
+        return kb
+
+    return make

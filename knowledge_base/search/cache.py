@@ -1,8 +1,8 @@
 """Search-result cache for questions citizens and operators ask again and again.
 
 A cached value holds what a :class:`~knowledge_base.records.SearchResult` needs
-beyond the entries themselves: the decision, its reason and, per hit, the entry
-id and version, the scores and the matched phrasing. The knowledge base turns it
+beyond the entries themselves: the decision, how many hits it offers, its reason
+and, per hit, the entry id and version, the scores and the matched phrasing. The knowledge base turns it
 back into a result with the entries of its own index, so a hit costs no
 embedding and no FAISS search.
 
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Part of every key: raised when a cached value changes shape, so values of the old shape are never read.
+_FORMAT = 2
 # Results of a KB version nobody asks for any more just wait for expiry; an hour keeps a
 # morning's repeated questions without holding yesterday's versions.
 DEFAULT_TTL_S = 3600
@@ -69,6 +71,7 @@ class CachedResult:
     decision: Decision
     reason: str
     hits: tuple[CachedHit, ...]
+    offered: int
 
     @classmethod
     def of(cls, result: SearchResult) -> CachedResult:
@@ -83,6 +86,7 @@ class CachedResult:
                 )
                 for h in result.hits
             ),
+            result.offered,
         )
 
     def rebuild(
@@ -109,7 +113,16 @@ class CachedResult:
                 Hit(entry=entry, score=h.score, dense=h.dense, lexical=h.lexical, matched_phrasing=h.matched_phrasing)
             )
         return SearchResult(
-            query, normalised, self.decision, tuple(hits), self.reason, self.kb_version, thresholds, (), truncated
+            query,
+            normalised,
+            self.decision,
+            tuple(hits),
+            self.reason,
+            self.kb_version,
+            thresholds,
+            (),
+            truncated,
+            offered=self.offered,
         )
 
     def to_json(self) -> str:
@@ -118,6 +131,7 @@ class CachedResult:
                 "v": self.kb_version,
                 "d": self.decision.value,
                 "r": self.reason,
+                "o": self.offered,
                 "h": [
                     [h.entry_id, h.entry_version, h.score, h.dense, h.lexical, h.matched_phrasing] for h in self.hits
                 ],
@@ -141,6 +155,7 @@ class CachedResult:
                 tuple(
                     CachedHit(int(i), int(v), float(s), float(d), float(lx), str(p)) for i, v, s, d, lx, p in data["h"]
                 ),
+                int(data["o"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a cached search result: {exc}") from None
@@ -171,7 +186,18 @@ def result_key(
         top_k: how many hits.
         truncated: whether the question was cut (the reason says so).
     """
-    parts = [scope, kb_version, today.isoformat(), embed_text, lexical_text, region, department, top_k, truncated]
+    parts = [
+        _FORMAT,
+        scope,
+        kb_version,
+        today.isoformat(),
+        embed_text,
+        lexical_text,
+        region,
+        department,
+        top_k,
+        truncated,
+    ]
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 

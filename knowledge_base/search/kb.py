@@ -375,6 +375,7 @@ class KnowledgeBase:
                 thresholds,
                 tokens,
                 truncated,
+                offered=0,
             )
         index = self._index
         assert index is not None
@@ -427,7 +428,8 @@ class KnowledgeBase:
             lexical = self._lexical_scores(analysed, candidates, seen)
         ranked = fuse(dense, lexical, weight)
         t = Thresholds.from_mapping(thresholds)
-        decision, _, reason = decide([r.score for r in ranked], t)
+        verdict = decide([r.score for r in ranked], t)
+        reason = verdict.reason
         hits = tuple(
             Hit(
                 entry=seen[r.entry_id],
@@ -441,7 +443,16 @@ class KnowledgeBase:
         if truncated:
             reason += f"; the question was cut to {self.settings.max_query_chars} characters"
         result = SearchResult(
-            text, analysed.text, decision, hits, reason, self._index_version, thresholds, tokens, truncated
+            text,
+            analysed.text,
+            verdict.decision,
+            hits,
+            reason,
+            self._index_version,
+            thresholds,
+            tokens,
+            truncated,
+            offered=verdict.offered,
         )
         if key is not None and self.cache is not None and self._unchanged_since(index, key_version):
             self.cache.put(key, CachedResult.of(result))

@@ -7,8 +7,9 @@ shipped weight of 0 the ranking is the dense one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
 
 from knowledge_base.records import Decision
 
@@ -71,23 +72,47 @@ class Thresholds:
         )
 
 
-def decide(scores: list[float], t: Thresholds) -> tuple[Decision, int, str]:
+_T = TypeVar("_T")
+
+
+class Verdict(NamedTuple):
+    """What :func:`decide` concluded: the decision, how many of the top entries it offers, and why."""
+
+    decision: Decision
+    offered: int
+    """1 for ``answer``; for ``clarify`` the entries within ``clarify_window`` of the best and above
+    ``clarify_threshold``, at most ``clarify_max``; 0 for ``no_answer``."""
+    reason: str
+
+    def offer(self, ranked: Sequence[_T]) -> Sequence[_T]:
+        """The offered ones of ``ranked`` (entries, hits or keys, best first, as scored for :func:`decide`)."""
+        return ranked[: self.offered]
+
+
+def decide(scores: Sequence[float], t: Thresholds) -> Verdict:
     """Decide from entry scores (best first): answer, offer a choice, or hand over.
 
+    The one rule: :meth:`KnowledgeBase.search <knowledge_base.search.kb.KnowledgeBase.search>` runs it
+    on every question, and the evaluation and calibration (``hotline bench``, ``hotline calibrate``)
+    run it on the same scores to measure and tune the thresholds, so both count the same candidates.
+
     Returns:
-        (decision, how many of the top entries it offers, the reason in words).
+        The decision, how many of the top entries it offers, and the reason in words.
     """
     if not scores or scores[0] < t.clarify_threshold:
         best = f"{scores[0]:.3f}" if scores else "none"
-        return Decision.NO_ANSWER, 0, f"best score {best} is below clarify_threshold {t.clarify_threshold:.3f}"
+        return Verdict(Decision.NO_ANSWER, 0, f"best score {best} is below clarify_threshold {t.clarify_threshold:.3f}")
     top = scores[0]
     second = scores[1] if len(scores) > 1 else float("-inf")
     if top >= t.answer_threshold and top - second >= t.answer_margin:
         lead = "no other candidate" if second == float("-inf") else f"leads the next by {top - second:.3f}"
-        return Decision.ANSWER, 1, f"best score {top:.3f} >= answer_threshold {t.answer_threshold:.3f} and {lead}"
+        return Verdict(
+            Decision.ANSWER, 1, f"best score {top:.3f} >= answer_threshold {t.answer_threshold:.3f} and {lead}"
+        )
+    # Scores come best first, so the ones that qualify are a prefix: the top ``len(close)`` entries.
     close = [s for s in scores[: t.clarify_max] if s >= t.clarify_threshold and top - s <= t.clarify_window]
     if top >= t.answer_threshold:
         why = f"best score {top:.3f} is high but leads the next by only {top - second:.3f} < {t.answer_margin:.3f}"
     else:
         why = f"best score {top:.3f} is between clarify_threshold {t.clarify_threshold:.3f} and answer_threshold"
-    return Decision.CLARIFY, len(close), why + f"; offering {len(close)} candidate(s)"
+    return Verdict(Decision.CLARIFY, len(close), why + f"; offering {len(close)} candidate(s)")

@@ -100,7 +100,16 @@ def test_json_round_trip_is_exact(cached_kb):
     assert CachedResult.from_json(value.to_json().encode()) == value
 
 
-@pytest.mark.parametrize("text", ["", "[]", '{"v": 1}', '{"v": 1, "d": "maybe", "r": "", "h": []}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[]",
+        '{"v": 1}',
+        '{"v": 1, "d": "maybe", "r": "", "h": [], "o": 0}',
+        '{"v": 1, "d": "answer", "r": "", "h": []}',  # the shape before the offered count was kept
+    ],
+)
 def test_unreadable_json_is_refused(text):
     with pytest.raises(ValueError, match="not a cached search result"):
         CachedResult.from_json(text)
@@ -140,7 +149,7 @@ def test_every_part_of_the_key_matters(change):
 
 def test_lru_keeps_the_most_recently_used():
     cache = LRUResultCache(max_entries=2)
-    a, b, c = (CachedResult(n, Decision.ANSWER, "", ()) for n in range(3))
+    a, b, c = (CachedResult(n, Decision.ANSWER, "", (), 1) for n in range(3))
     cache.put("a", a)
     cache.put("b", b)
     assert cache.get("a") is a  # a is now the most recent
@@ -164,7 +173,7 @@ def test_redis_cache_without_redis_is_a_miss_and_pauses(caplog):
     # Nothing listens on port 1: every call fails fast; the search goes on without the cache.
     client = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     cache = RedisResultCache(client, pause_s=60)
-    value = CachedResult(1, Decision.ANSWER, "", ())
+    value = CachedResult(1, Decision.ANSWER, "", (), 1)
     assert cache.get("k") is None
     cache.put("k", value)  # paused: not even tried
     assert cache.get("k") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from knowledge_base.errors import StaleVersion
@@ -165,3 +167,63 @@ def test_searches_during_edits_never_fail(fake_kb):
         for t in searchers:
             t.join()
     assert errors == []
+
+
+# -- what a clarification offers: decided once, by the rule evaluation and calibration measure ----------
+
+CLARIFY = {"answer_threshold": 0.95, "answer_margin": 0.02, "clarify_threshold": 0.85, "clarify_window": 0.04}
+ASKED = "出国要带什么证件"  # holds no keyword: every entry scores its cosine
+
+
+def test_a_clarification_offers_only_the_entries_within_the_window(scored_kb):
+    # 护照 and 签证 lie within 0.04 of the best; 户口 clears clarify_threshold but not the window
+    kb = scored_kb({"护照": 0.93, "签证": 0.91, "户口": 0.87, "驾照": 0.70}, clarify_max=3, **CLARIFY)
+    result = kb.search(ASKED)
+    assert result.decision is Decision.CLARIFY
+    assert [h.entry.key for h in result.hits[:3]] == ["K-1", "K-2", "K-3"]
+    assert [h.entry.key for h in result.candidates()] == ["K-1", "K-2"]
+    assert result.offered == 2 and "offering 2 candidate(s)" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("cosines", "clarify_max", "decision", "offered"),
+    [
+        ({"护照": 0.93, "签证": 0.91, "户口": 0.87}, 3, Decision.CLARIFY, 2),
+        ({"护照": 0.93, "签证": 0.92, "户口": 0.915, "驾照": 0.91}, 3, Decision.CLARIFY, 3),
+        ({"护照": 0.93, "签证": 0.92, "户口": 0.915}, 2, Decision.CLARIFY, 2),
+        ({"护照": 0.90, "签证": 0.70}, 3, Decision.CLARIFY, 1),
+        ({"护照": 0.97, "签证": 0.90}, 3, Decision.ANSWER, 1),
+        ({"护照": 0.97, "签证": 0.96}, 3, Decision.CLARIFY, 2),
+        ({"护照": 0.80, "签证": 0.79}, 3, Decision.NO_ANSWER, 0),
+    ],
+)
+def test_evaluation_decides_as_the_service_does(scored_kb, cosines, clarify_max, decision, offered):
+    from hotline.bench import rank_queries
+    from hotline.evaluation import LabelledQuery, decision_metrics
+    from knowledge_base.search.ranking import Thresholds, decide
+
+    kb = scored_kb(cosines, clarify_max=clarify_max, **CLARIFY)
+    served = kb.search(ASKED, top_k=10)
+    assert (served.decision, served.offered) == (decision, offered)
+    # what ``hotline bench`` and ``hotline calibrate`` record of the same question, and decide on
+    (ranked,), _ = rank_queries(kb, [LabelledQuery(ASKED, "K-1")])
+    thresholds = Thresholds.from_mapping(kb.settings.thresholds())
+    verdict = decide(ranked.scores, thresholds)
+    assert (verdict.decision, verdict.offered) == (served.decision, served.offered)
+    assert verdict.offer(ranked.keys) == tuple(h.entry.key for h in served.candidates())
+    # a clarification counts as useful exactly when the service offers the right entry
+    offered_keys = [h.entry.key for h in served.candidates()]
+    for key in ranked.keys:
+        useful = decision_metrics([dataclasses.replace(ranked, gold=key)], thresholds)["clarify_useful"]
+        assert useful == (decision is Decision.CLARIFY and key in offered_keys), key
+
+
+def test_a_cached_clarification_offers_the_same_candidates(scored_kb):
+    from knowledge_base.search.cache import CachedResult, LRUResultCache
+
+    kb = scored_kb({"护照": 0.93, "签证": 0.91, "户口": 0.87}, clarify_max=3, **CLARIFY)
+    kb.cache = LRUResultCache()
+    first, again = kb.search(ASKED), kb.search(ASKED)
+    assert kb.cache.hits == 1 and again == first
+    assert [h.entry.key for h in again.candidates()] == ["K-1", "K-2"]
+    assert CachedResult.from_json(CachedResult.of(first).to_json()).offered == 2

@@ -43,9 +43,23 @@ def test_lexical_evidence_never_adds_candidates():
         ([0.88, 0.70], Decision.CLARIFY, 1),
         ([0.88, 0.86, 0.80], Decision.CLARIFY, 2),
         ([0.92, 0.915, 0.70], Decision.CLARIFY, 2),
+        # only the entries within clarify_window of the best are offered, however many clear clarify_threshold
+        ([0.93, 0.915, 0.87, 0.86], Decision.CLARIFY, 2),
+        ([0.89, 0.86, 0.855], Decision.CLARIFY, 3),
+        ([0.89, 0.86, 0.84], Decision.CLARIFY, 2),  # 0.84 is within the window but below clarify_threshold
+        ([0.95, 0.94, 0.93, 0.92, 0.91], Decision.CLARIFY, 3),  # never more than clarify_max
+        ([0.96, 0.95, 0.80], Decision.CLARIFY, 2),  # high, but the runner-up is too close
     ],
 )
 def test_decide(scores, decision, offered):
-    got, n, reason = decide(scores, T)
-    assert (got, n) == (decision, offered)
-    assert reason
+    verdict = decide(scores, T)
+    assert (verdict.decision, verdict.offered) == (decision, offered)
+    assert verdict.reason
+    keys = [f"K{i}" for i in range(len(scores))]
+    assert verdict.offer(keys) == keys[:offered]
+
+
+@pytest.mark.parametrize("clarify_max", [1, 2, 3, 4, 5])
+def test_clarify_max_caps_the_choice(clarify_max):
+    t = Thresholds(0.90, 0.02, 0.85, 0.04, clarify_max)
+    assert decide([0.89, 0.88, 0.87, 0.86, 0.86, 0.86], t).offered == min(clarify_max, 5)
