@@ -1,19 +1,24 @@
 """Logical backups of the whole database, portable between SQLite and PostgreSQL.
 
 A backup is a ``.tar.gz`` holding ``manifest.json`` and one JSON Lines file per
-table (``tables/<name>.jsonl``, one JSON object per row). Tables are found in
-the database's own catalogue, so tables added by any module are included. The
-manifest records the format version, when and from which dialect it was made,
-the KB version, and per table its columns, keys, indexes, row count, the highest
-id ever issued and the SHA-256 of its file.
+table (``tables/<name>.jsonl``, one JSON object per row). The tables and their
+columns are those declared in :mod:`knowledge_base.storage.schema`; nothing is
+read from the database's catalogue but which of them exist. The manifest records
+the format version, when and from which dialect it was made, the database's
+schema revision, the KB version, and per table its columns, keys, indexes, row
+count, the highest id ever issued and the SHA-256 of its file.
 
 Restore checks everything before it writes: the manifest, every checksum and row
 count, every row's columns, and that the target can take them. It refuses a
 target that already holds data unless asked to replace it, then writes every
-table in ONE transaction, so an error leaves the target as it was. Id counters
-are set past the restored ids (and past ids the source had issued and deleted,
-so a deleted entry's id is never handed out again). Nothing else changes: the
-KB version is the backup's, so every worker should rebuild its index afterwards.
+table in ONE transaction, so an error leaves the target as it was. A backup of an
+older schema revision (one without a revision was made by release 2c742a7, which
+is revision 0001) is loaded into tables of that revision, built by the migrations
+inside the same transaction, then upgraded to this code's; a backup of a newer
+revision than this code's is refused. Id counters are set past the restored ids
+(and past ids the source had issued and deleted, so a deleted entry's id is never
+handed out again). Over a database workers were serving, every entry is marked
+changed at a new KB version, so they re-read all of it.
 
 Example:
     >>> import tempfile
@@ -46,11 +51,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from knowledge_base.errors import BackupRejected
+from knowledge_base.storage import migrate, schema
 from knowledge_base.storage.database import Database
 
 FORMAT = "hotline-qa-backup"
-FORMAT_VERSION = 1
+# 2: the manifest records the schema revision (format 1, of release 2c742a7, had none: revision 0001).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 # Which tables count as empty although they have rows: the store seeds meta on creation.
 SEEDED_TABLE = "meta"
@@ -106,26 +115,29 @@ class Table:
         """True when the database numbers the ``id`` column (SQLite rowid alias, PostgreSQL sequence)."""
         return self.primary_key == ("id",) and any(c.name == "id" and c.type == "INTEGER" for c in self.columns)
 
-    def ddl(self) -> str:
-        """SQLite-style DDL for :meth:`Database.ensure_schema`, which translates it for PostgreSQL."""
-        parts = []
-        for column in self.columns:
-            text = f"{_q(column.name)} {column.type}"
-            if self.primary_key == (column.name,):
-                text += " PRIMARY KEY AUTOINCREMENT" if self.numbered else " PRIMARY KEY"
-            elif column.not_null:
-                text += " NOT NULL"
-            parts.append(text)
-        if len(self.primary_key) > 1:
-            parts.append(f"PRIMARY KEY ({_cols(self.primary_key)})")
-        parts.extend(f"UNIQUE ({_cols(u)})" for u in self.unique)
-        statements = [f"CREATE TABLE IF NOT EXISTS {_q(self.name)} ({', '.join(parts)})"]
-        for index in self.indexes:
-            unique = "UNIQUE " if index.unique else ""
-            statements.append(
-                f"CREATE {unique}INDEX IF NOT EXISTS {_q(index.name)} ON {_q(self.name)} ({_cols(index.columns)})"
-            )
-        return ";\n".join(statements)
+    @classmethod
+    def from_declared(cls, table: sa.Table) -> Table:
+        """The description of a table of :mod:`knowledge_base.storage.schema`."""
+        return cls(
+            name=table.name,
+            columns=tuple(
+                Column(c.name, _portable_type(c.type), not c.nullable, c.server_default is not None)
+                for c in table.columns
+            ),
+            primary_key=tuple(c.name for c in table.primary_key.columns),
+            unique=tuple(
+                sorted(
+                    tuple(c.name for c in u.columns) for u in table.constraints if isinstance(u, sa.UniqueConstraint)
+                )
+            ),
+            indexes=tuple(
+                sorted(
+                    (Index(str(i.name), bool(i.unique), tuple(c.name for c in i.columns)) for i in table.indexes),
+                    key=str,
+                )
+            ),
+            parents=tuple(sorted({fk.column.table.name for fk in table.foreign_keys})),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -183,131 +195,20 @@ def _cols(names: Iterable[str]) -> str:
     return ", ".join(_q(n) for n in names)
 
 
-def _affinity(declared: str) -> str:
-    """The portable type of a declared column type, by SQLite's affinity rules (PostgreSQL names included)."""
-    text = (declared or "").upper()
-    if "INT" in text:
+def _portable_type(declared: sa.types.TypeEngine[Any]) -> str:
+    """INTEGER, REAL, TEXT or BLOB: the type a declared column has in both dialects' terms."""
+    if isinstance(declared, sa.Integer):
         return "INTEGER"
-    if any(word in text for word in ("CHAR", "CLOB", "TEXT")):
-        return "TEXT"
-    if not text or "BLOB" in text or "BYTEA" in text:
-        return "BLOB"
-    if any(word in text for word in ("REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL")):
+    if isinstance(declared, sa.Float):
         return "REAL"
+    if isinstance(declared, sa.LargeBinary):
+        return "BLOB"
     return "TEXT"
 
 
-def describe_tables(db: Database) -> dict[str, Table]:
-    """Every table of ``db`` (the application's, not the engine's), parents before the tables that refer to them."""
-    tables = _describe_sqlite(db) if db.dialect == "sqlite" else _describe_postgres(db)
-    return {name: tables[name] for name in _dependency_order(tables)}
-
-
-def _describe_sqlite(db: Database) -> dict[str, Table]:
-    names = [
-        r["name"]
-        for r in db.query(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
-        )
-    ]
-    tables = {}
-    for name in names:
-        info = db.query(f"PRAGMA table_info({_q(name)})")
-        columns = tuple(
-            Column(r["name"], _affinity(r["type"]), bool(r["notnull"]), r["dflt_value"] is not None) for r in info
-        )
-        primary_key = tuple(r["name"] for r in sorted((r for r in info if r["pk"]), key=lambda r: r["pk"]))
-        unique, indexes = [], []
-        for index in db.query(f"PRAGMA index_list({_q(name)})"):
-            if index["origin"] == "pk" or index["partial"]:
-                continue
-            cols = tuple(r["name"] for r in db.query(f"PRAGMA index_info({_q(index['name'])})"))
-            if any(c is None for c in cols):  # an index on an expression: not portable
-                continue
-            if index["origin"] == "u":
-                unique.append(cols)
-            else:
-                indexes.append(Index(index["name"], bool(index["unique"]), cols))
-        parents = tuple(sorted({r["table"] for r in db.query(f"PRAGMA foreign_key_list({_q(name)})")}))
-        tables[name] = Table(
-            name, columns, primary_key, tuple(sorted(unique)), tuple(sorted(indexes, key=str)), parents
-        )
-    return tables
-
-
-def _describe_postgres(db: Database) -> dict[str, Table]:
-    names = [
-        r["table_name"]
-        for r in db.query(
-            "SELECT table_name::text AS table_name FROM information_schema.tables "
-            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
-        )
-    ]
-    tables = {}
-    for name in names:
-        columns = tuple(
-            Column(r["name"], _affinity(r["type"]), r["nullable"] == "NO", r["dflt"] is not None)
-            for r in db.query(
-                "SELECT column_name::text AS name, data_type::text AS type, is_nullable::text AS nullable, "
-                "column_default::text AS dflt FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
-                (name,),
-            )
-        )
-        primary_key: tuple[str, ...] = ()
-        unique, indexes = [], []
-        for index in db.query(
-            "SELECT ic.relname::text AS name, ix.indisunique AS is_unique, ix.indisprimary AS is_primary, "
-            "EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ix.indexrelid AND con.contype = 'u') "
-            "AS is_constraint, ix.indpred IS NOT NULL OR 0 = ANY (ix.indkey::int2[]) AS not_portable, "
-            "ARRAY(SELECT a.attname::text FROM unnest(ix.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) "
-            "JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.attnum ORDER BY k.n) AS columns "
-            "FROM pg_index ix JOIN pg_class t ON t.oid = ix.indrelid JOIN pg_class ic ON ic.oid = ix.indexrelid "
-            "WHERE t.relnamespace = current_schema()::regnamespace AND t.relname = ?",
-            (name,),
-        ):
-            cols = tuple(index["columns"])
-            if index["is_primary"]:
-                primary_key = cols
-            elif index["not_portable"]:
-                continue
-            elif index["is_constraint"]:
-                unique.append(cols)
-            else:
-                indexes.append(Index(index["name"], bool(index["is_unique"]), cols))
-        parents = tuple(
-            r["parent"]
-            for r in db.query(
-                "SELECT DISTINCT p.relname::text AS parent FROM pg_constraint con "
-                "JOIN pg_class t ON t.oid = con.conrelid JOIN pg_class p ON p.oid = con.confrelid "
-                "WHERE con.contype = 'f' AND t.relnamespace = current_schema()::regnamespace AND t.relname = ? "
-                "ORDER BY 1",
-                (name,),
-            )
-        )
-        tables[name] = Table(
-            name, columns, primary_key, tuple(sorted(unique)), tuple(sorted(indexes, key=str)), parents
-        )
-    return tables
-
-
-def _dependency_order(tables: dict[str, Table]) -> list[str]:
-    """Table names with every table after the tables it refers to (by name otherwise; cycles kept as found)."""
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in order or name in visiting or name not in tables:
-            return
-        visiting.add(name)
-        for parent in tables[name].parents:
-            visit(parent)
-        visiting.discard(name)
-        order.append(name)
-
-    for name in sorted(tables):
-        visit(name)
-    return order
+def declared_tables() -> dict[str, Table]:
+    """Every table of :mod:`knowledge_base.storage.schema`, parents before the tables that refer to them."""
+    return {t.name: Table.from_declared(t) for t in schema.metadata.sorted_tables}
 
 
 # -- backup ----------------------------------------------------------------------
@@ -315,12 +216,13 @@ def _dependency_order(tables: dict[str, Table]) -> list[str]:
 
 @dataclass(frozen=True)
 class BackupSummary:
-    """What a backup holds: rows per table (in restore order), the KB version and the source dialect."""
+    """What a backup holds: rows per table (in restore order), KB version, source dialect and schema revision."""
 
     path: Path
     dialect: str
     kb_version: int | None
     tables: dict[str, int]
+    schema_revision: str
 
     @property
     def rows(self) -> int:
@@ -328,22 +230,32 @@ class BackupSummary:
 
 
 def backup_database(db: Database, path: str | Path, *, progress: bool = False) -> BackupSummary:
-    """Write every table of ``db`` to the archive ``path``, read in one consistent snapshot.
+    """Write every declared table of ``db`` to the archive ``path``, read in one consistent snapshot.
 
     Writers go on meanwhile. The archive appears only when complete (written aside, then renamed),
-    and only its owner can read it: it holds phone numbers and password hashes.
+    and only its owner can read it: it holds phone numbers and password hashes. A database behind
+    this code's schema can be backed up too (before ``hotline db upgrade``, say): the manifest records
+    its revision, and a release 2c742a7 database, which may lack some tables, is recorded as 0001.
 
     Args:
         db: the database to back up.
         path: the ``.tar.gz`` to write; an existing file is replaced.
         progress: show a progress bar per table.
+
+    Raises:
+        BackupRejected: a newer hotline-qa upgraded the database (back it up with that release).
     """
     from tqdm import tqdm
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hotline-backup-") as work, db.snapshot():
-        tables = describe_tables(db)
+        found = migrate.status(db)
+        if found.state == "ahead":
+            raise BackupRejected(f"cannot back up: {found.error()}")
+        revision = found.current or (migrate.RELEASE_REVISION if found.state == "unversioned" else found.head)
+        present = migrate.table_names(db)
+        tables = {name: table for name, table in declared_tables().items() if name in present}
         kb_version = _kb_version(db, tables)
         entries = []
         for name, table in tables.items():
@@ -378,6 +290,7 @@ def backup_database(db: Database, path: str | Path, *, progress: bool = False) -
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "source_dialect": db.dialect,
+            "schema_revision": revision,
             "kb_version": kb_version,
             "tables": entries,
         }
@@ -391,22 +304,23 @@ def backup_database(db: Database, path: str | Path, *, progress: bool = False) -
         except BaseException:
             Path(partial).unlink(missing_ok=True)
             raise
-    return BackupSummary(path, db.dialect, kb_version, {e["name"]: e["rows"] for e in entries})
+    return BackupSummary(path, db.dialect, kb_version, {e["name"]: e["rows"] for e in entries}, revision)
 
 
 def _read_rows(db: Database, table: Table) -> Iterator[dict[str, Any]]:
+    columns = _cols(table.column_names)  # the declared ones, whatever else a table may have gained by hand
     if table.numbered:
         # Keyset pages: memory stays flat on a million-row answer log.
         last = None
         while True:
             where, args = ("", ()) if last is None else ("WHERE id > ? ", (last,))
-            page = db.query(f"SELECT * FROM {_q(table.name)} {where}ORDER BY id LIMIT {_PAGE}", args)
+            page = db.query(f"SELECT {columns} FROM {_q(table.name)} {where}ORDER BY id LIMIT {_PAGE}", args)
             yield from page
             if len(page) < _PAGE:
                 return
             last = page[-1]["id"]
     order = _cols(table.primary_key or table.column_names)
-    yield from db.query(f"SELECT * FROM {_q(table.name)} ORDER BY {order}")
+    yield from db.query(f"SELECT {columns} FROM {_q(table.name)} ORDER BY {order}")
 
 
 def _encode(value: Any, table: str, column: str) -> Any:
@@ -478,6 +392,7 @@ class RestoreSummary:
     emptied: list[str]
     source_dialect: str
     backup_created_at: str
+    schema_revision: str
 
     @property
     def rows(self) -> int:
@@ -508,53 +423,40 @@ def restore_database(
 ) -> RestoreSummary:
     """Load the archive at ``path`` into ``db``: every table in one transaction, or nothing.
 
-    Tables the target lacks are created from the backup's description of them. Run the
-    application against the target first when you want its exact schema (defaults, checks).
+    The target may be brand new (its tables are created by the migrations) or at this code's
+    schema revision. A backup of an older revision is loaded into tables of that revision and
+    upgraded to this code's in the same transaction.
 
     Args:
         db: the target database.
-        path: a ``.tar.gz`` written by :func:`backup_database`, from either dialect.
+        path: a ``.tar.gz`` written by :func:`backup_database` (or by release 2c742a7's), from either dialect.
         replace: empty every table of the target first (tables not in the backup stay empty);
             without it a target holding data is refused.
         progress: show a progress bar per table.
 
     Raises:
-        BackupRejected: the archive is damaged, altered or of another format, its tables do not fit
-            the target, the target holds data and ``replace`` is off, or writing failed; the target
-            is unchanged in every case.
+        BackupRejected: the archive is damaged, altered or of another format, made by a newer
+            hotline-qa, its tables do not fit, the target holds data and ``replace`` is off, the
+            target's schema is not this code's, or writing failed; the target is unchanged in every case.
     """
     from tqdm import tqdm
 
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="hotline-restore-") as work:
         manifest, files = _unpack(path, Path(work))
+        revision = _revision(manifest)
         parts = _check_files(manifest, files)
-        target = describe_tables(db)
-        _check_fits(parts, target)
-        if not replace:
-            _check_empty(db, target)
-        created = [name for name in parts if name not in target]
+        head = migrate.head_revision()
+        if revision == head:
+            _check_fits(parts, declared_tables())
+        target = migrate.status(db)
+        if not target.usable:
+            raise BackupRejected(f"cannot restore into this database: {target.error()}")
+        if not replace and target.state == "current":
+            _check_empty(db, declared_tables())
         try:
-            with db.transaction():
-                if db.dialect == "sqlite":
-                    db.execute("PRAGMA defer_foreign_keys = ON")  # foreign keys checked at commit
-                for name in created:
-                    db.ensure_schema(parts[name].table.ddl())
-                served = "entries" in target and bool(db.query_one("SELECT id FROM entries LIMIT 1"))
-                replaced_version = (_kb_version(db, target) or 0) if served else 0
-                replaced_ids = [int(r["id"]) for r in db.query("SELECT id FROM entries")] if served else []
-                emptied = _empty(db, [n for n in target if replace or n in parts])
-                for name, part in parts.items():
-                    bar = tqdm(total=part.rows, desc=f"restore {name}", unit="row", disable=not progress)
-                    _insert_rows(db, part, bar.update)
-                    bar.close()
-                _set_counters(db, describe_tables(db), parts)
-                if served and "entries" in parts:
-                    # Workers were serving the replaced data: move every one of them onto the restored entries.
-                    from knowledge_base.storage.store import SQLStore
-
-                    SQLStore(db).mark_restored(replaced_ids=replaced_ids, replaced_version=replaced_version)
-                kb_version = _kb_version(db, describe_tables(db))
+            with migrate.schema_transaction(db) as tx:
+                kb_version, emptied = _load(tx, parts, revision, replace=replace, progress=progress, bar=tqdm)
         except BackupRejected:
             raise
         except Exception as exc:
@@ -564,11 +466,71 @@ def restore_database(
     return RestoreSummary(
         tables={name: part.rows for name, part in parts.items()},
         kb_version=kb_version,
-        created=created,
+        created=[] if target.state == "current" else list(declared_tables()),
         emptied=[n for n in emptied if n not in parts],
         source_dialect=str(manifest["source_dialect"]),
         backup_created_at=str(manifest["created_at"]),
+        schema_revision=revision,
     )
+
+
+def _load(
+    tx: migrate.SchemaTransaction,
+    parts: dict[str, _Part],
+    revision: str,
+    *,
+    replace: bool,
+    progress: bool,
+    bar: Callable[..., Any],
+) -> tuple[int | None, list[str]]:
+    """The writes of a restore, inside its one schema transaction; returns the KB version and the tables emptied."""
+    db = tx.db
+    if db.dialect == "sqlite":
+        db.execute("PRAGMA defer_foreign_keys = ON")  # foreign keys checked at commit
+    state = tx.status()  # again, under the lock
+    if state.state not in ("current", "new"):
+        raise BackupRejected(f"cannot restore into this database: {state.error()}")
+    declared = declared_tables()
+    served = state.state == "current" and bool(db.query_one("SELECT id FROM entries LIMIT 1"))
+    replaced_version = (_kb_version(db, declared) or 0) if served else 0
+    replaced_ids = [int(r["id"]) for r in db.query("SELECT id FROM entries")] if served else []
+    emptied: list[str] = []
+    if state.state == "current" and revision != state.head:
+        # The backup's rows need the tables of its own revision: rebuild them (the target was checked
+        # empty, or is being replaced), then let the migrations carry the rows to this code's.
+        emptied = list(declared) if replace else []
+        tx.drop_all()
+    if state.state == "new" or revision != state.head:
+        tx.upgrade(revision)
+        _empty(db, list(parts))  # the first revision seeds meta; the backup brings its own rows
+    else:
+        emptied = _empty(db, [n for n in declared if replace or n in parts])
+    for name, part in parts.items():
+        progress_bar = bar(total=part.rows, desc=f"restore {name}", unit="row", disable=not progress)
+        _insert_rows(db, part, progress_bar.update)
+        progress_bar.close()
+    if revision != state.head:
+        tx.upgrade("head")
+    _set_counters(db, declared, parts)
+    if served and "entries" in parts:
+        # Workers were serving the replaced data: move every one of them onto the restored entries.
+        from knowledge_base.storage.store import SQLStore
+
+        SQLStore(db).mark_restored(replaced_ids=replaced_ids, replaced_version=replaced_version)
+    return _kb_version(db, declared), emptied
+
+
+def _revision(manifest: dict[str, Any]) -> str:
+    """The backup's schema revision, checked against those this code knows."""
+    revision = manifest.get("schema_revision", migrate.RELEASE_REVISION)  # format 1: release 2c742a7
+    if not isinstance(revision, str):
+        raise BackupRejected(f"the manifest's schema_revision {revision!r} is not a revision; the archive is damaged")
+    if revision not in migrate.known_revisions():
+        raise BackupRejected(
+            f"the backup has schema revision {revision}, which this hotline-qa (revision "
+            f"{migrate.head_revision()}) does not know: a newer release made it; restore it with that release"
+        )
+    return revision
 
 
 def _unpack(path: Path, work: Path) -> tuple[dict[str, Any], dict[str, Path]]:
@@ -673,11 +635,13 @@ def _rows(part: _Part) -> Iterator[dict[str, Any]]:
 
 
 def _check_fits(parts: dict[str, _Part], target: dict[str, Table]) -> None:
+    """The backup's tables and columns against the declared ones (a backup of this code's revision)."""
     problems = []
     for name, part in parts.items():
         have = target.get(name)
         if have is None:
-            continue  # created from the backup's description
+            problems.append(f"table {name} is not a table of hotline-qa")
+            continue
         missing = sorted(set(part.table.column_names) - set(have.column_names))
         if missing:
             problems.append(f"table {name}: the target has no column(s) {missing}")
@@ -693,7 +657,7 @@ def _check_fits(parts: dict[str, _Part], target: dict[str, Table]) -> None:
             problems.append(f"table {name}: the target requires column(s) {required}, which the backup lacks")
     if problems:
         raise BackupRejected(
-            "the backup does not fit the target database (was it made by another version of hotline-qa?): "
+            "the backup does not fit this hotline-qa's tables although it has the same schema revision: "
             + "; ".join(problems)
         )
 

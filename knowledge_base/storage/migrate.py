@@ -69,6 +69,7 @@ __all__ = [
     "schema_differences",
     "schema_transaction",
     "status",
+    "table_names",
     "upgrade",
 ]
 
@@ -80,9 +81,9 @@ RELEASE_REVISION = "0001"
 
 VERSION_TABLE = "alembic_version"
 
-# pg_advisory_xact_lock key of schema changes ("hotline-m" in ASCII), apart from the write lock so that
+# pg_advisory_xact_lock key of schema changes ("hotlinem" in ASCII), apart from the write lock so that
 # one migrator's check of the revision and its change of it are never interleaved with another's.
-_MIGRATE_LOCK = 0x686F746C696E652D6D
+_MIGRATE_LOCK = 0x686F746C696E656D
 
 SchemaState = Literal["current", "new", "behind", "unversioned", "ahead"]
 
@@ -195,7 +196,8 @@ def known_revisions() -> tuple[str, ...]:
 # -- reading the state ------------------------------------------------------------
 
 
-def _table_names(db: Database) -> set[str]:
+def table_names(db: Database) -> set[str]:
+    """The names of the tables ``db`` has (in PostgreSQL's current schema)."""
     if db.dialect == "sqlite":
         rows = db.query("SELECT name FROM sqlite_master WHERE type='table'")
     else:
@@ -206,7 +208,7 @@ def _table_names(db: Database) -> set[str]:
 def status(db: Database) -> SchemaStatus:
     """Where ``db``'s schema stands against this code's; reads two small catalogue rows, changes nothing."""
     head, where = head_revision(), redact_url(db.url)
-    tables = _table_names(db)
+    tables = table_names(db)
     current: str | None = None
     if VERSION_TABLE in tables:
         versions = sorted(str(r["version_num"]) for r in db.query(f"SELECT version_num FROM {VERSION_TABLE}"))

@@ -26,10 +26,15 @@ from knowledge_base.storage.store import SQLStore
 from tests.unit.test_backup import (  # noqa: F401 - collected here again, on both backends
     dump,
     fill,
+    test_a_backup_of_a_newer_revision_is_refused,
+    test_a_backup_without_a_revision_is_of_release_2c742a7_and_is_upgraded,
+    test_a_database_behind_the_code_is_backed_up_at_its_revision_but_not_restored_into,
     test_a_failure_while_writing_rolls_every_table_back,
     test_a_restored_database_carries_on_where_the_source_stopped,
     test_a_target_holding_data_is_refused_unless_replaced,
     test_an_altered_archive_is_refused_and_the_target_left_alone,
+    test_an_older_revision_that_fails_mid_write_leaves_the_target_as_it_was,
+    test_only_declared_tables_and_columns_are_backed_up,
     test_replace_empties_tables_the_backup_does_not_have,
     test_round_trip_restores_identical_rows,
 )

@@ -21,23 +21,25 @@ from hotline.cli import main
 from knowledge_base.errors import BackupRejected
 from knowledge_base.records import Entry
 from knowledge_base.staff.interactions import InteractionStore
-from knowledge_base.storage.backup import backup_database, describe_tables, read_manifest, restore_database
+from knowledge_base.storage.backup import backup_database, declared_tables, read_manifest, restore_database
 from knowledge_base.storage.database import Database, IntegrityError, open_database
+from knowledge_base.storage.migrate import (
+    RELEASE_REVISION,
+    head_revision,
+    schema_differences,
+    status,
+    table_names,
+    upgrade,
+)
 from knowledge_base.storage.store import SQLStore
 
 pytestmark = pytest.mark.unit
 
-# A table another module might add: a BLOB, a UNIQUE column, an index, a table without an id.
-EXTRA = """
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    username TEXT NOT NULL UNIQUE,
-    avatar BLOB,
-    score REAL
-);
-CREATE INDEX IF NOT EXISTS users_score ON users (score);
-CREATE TABLE IF NOT EXISTS settings_kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+# Written straight into the declared tables: a user row, and a table without an id.
+USER = (
+    "INSERT INTO users (username, display_name, role, password_hash, disabled, failed_logins, locked_until, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def fill(db: Database) -> None:
@@ -63,16 +65,21 @@ def fill(db: Database) -> None:
         thresholds={"answer_threshold": 0.952},
         candidates=[("KB-000001", 0.95)],
     )
-    db.ensure_schema(EXTRA)
-    db.insert("INSERT INTO users (username, avatar, score) VALUES (?, ?, ?)", ("admin", b"\x00\xff\x10", 0.5))
-    db.insert("INSERT INTO users (username, avatar, score) VALUES (?, ?, ?)", ("editor", None, None))
-    db.execute("INSERT INTO settings_kv (name, value) VALUES (?, ?)", ("theme", "大字"))
+    db.insert(USER, ("admin", "管理员", "admin", "scrypt$x", 0, 0, None, "2026-11-26T09:00:00"))
+    db.insert(USER, ("editor", "编辑", "editor", "scrypt$y", 1, 2, "2026-11-26T10:00:00", "2026-11-26T09:00:00"))
+    db.execute(
+        "INSERT INTO curation_done (fingerprint, action, actor, created_at) VALUES (?, ?, ?, ?)",
+        ("社保 卡", "dismissed", "admin", "2026-11-26T09:30:00"),
+    )
 
 
 def dump(db: Database) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table, in key order: what "identical" means across dialects."""
     out = {}
-    for name, table in describe_tables(db).items():
+    present = table_names(db)
+    for name, table in declared_tables().items():
+        if name not in present:
+            continue
         order = ", ".join(table.primary_key or table.column_names)
         rows = db.query(f"SELECT * FROM {name} ORDER BY {order}")
         out[name] = [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in r.items()} for r in rows]
@@ -93,7 +100,8 @@ def test_round_trip_restores_identical_rows(db, new_database, tmp_path):
     assert restored.kb_version == 5 and restored.rows == made.rows
     assert restored.source_dialect == db.dialect
     manifest = read_manifest(archive)
-    assert manifest["source_dialect"] == db.dialect and manifest["format_version"] == 1
+    assert manifest["source_dialect"] == db.dialect and manifest["format_version"] == 2
+    assert manifest["schema_revision"] == made.schema_revision == restored.schema_revision == head_revision()
     assert {t["name"]: t["rows"] for t in manifest["tables"]} == made.tables
 
 
@@ -109,7 +117,7 @@ def test_a_restored_database_carries_on_where_the_source_stopped(db, new_databas
     order = InteractionStore(target).create_work_order(channel="web", sender_id="s", description="又一个问题")
     assert order.number.endswith("000002")
     with pytest.raises(IntegrityError):  # the tables the restore created keep their constraints
-        target.insert("INSERT INTO users (username) VALUES (?)", ("admin",))
+        target.insert(USER, ("admin", "又一个", "admin", "scrypt$z", 0, 0, None, "2026-11-27T09:00:00"))
 
 
 def test_a_target_holding_data_is_refused_unless_replaced(db, new_database, tmp_path):
@@ -157,12 +165,24 @@ def test_workers_serving_the_replaced_data_move_onto_the_restored_entries(db, ne
     assert all(not h.entry.key.startswith("LIVE") for h in kb.search("线上问题3怎么办").hits)
 
 
+def without_users(name: str, data: bytes) -> bytes | None:
+    return None if name == "tables/users.jsonl" else data
+
+
+def drop_users_from_manifest(m: dict[str, Any]) -> None:
+    m["tables"] = [t for t in m["tables"] if t["name"] != "users"]
+
+
 def test_replace_empties_tables_the_backup_does_not_have(db, new_database, tmp_path):
     SQLStore(db).add(Entry(question="甲"), author="x")
     backup_database(db, tmp_path / "b.tar.gz")
+    # Release 2c742a7 backed up the tables its stores had made: here no users table.
+    partial = rewrite(
+        tmp_path / "b.tar.gz", tmp_path / "partial.tar.gz", change=without_users, manifest=drop_users_from_manifest
+    )
     target = new_database()
     fill(target)
-    restored = restore_database(target, tmp_path / "b.tar.gz", replace=True)
+    restored = restore_database(target, partial, replace=True)
     assert "users" in restored.emptied and target.query("SELECT * FROM users") == []
     assert [e.question for e in SQLStore(target).entries()] == ["甲"]
 
@@ -299,6 +319,93 @@ def test_a_failure_while_writing_rolls_every_table_back(db, new_database, tmp_pa
     with pytest.raises(BackupRejected, match="rolled back, the target is unchanged"):
         restore_database(target, bad, replace=True)
     assert dump(target) == before
+
+
+# -- schema revisions ------------------------------------------------------------------
+
+
+def as_release_backup(m: dict[str, Any]) -> None:
+    """The manifest as release 2c742a7 wrote it: format 1, no schema revision."""
+    del m["schema_revision"]
+    m["format_version"] = 1
+
+
+def as_revision(revision: str) -> Callable[[dict[str, Any]], None]:
+    def edit(m: dict[str, Any]) -> None:
+        m["schema_revision"] = revision
+
+    return edit
+
+
+def test_a_backup_without_a_revision_is_of_release_2c742a7_and_is_upgraded(db, new_database, tmp_path):
+    fill(db)
+    backup_database(db, tmp_path / "b.tar.gz")
+    old = rewrite(tmp_path / "b.tar.gz", tmp_path / "old.tar.gz", manifest=as_release_backup)
+    fresh, served = new_database(), new_database()
+    SQLStore(served).add(Entry(question="目标里已有的"), author="x")  # at this code's revision, rebuilt
+    restored = restore_database(fresh, old)
+    assert restored.schema_revision == RELEASE_REVISION and dump(fresh) == dump(db)
+    restore_database(served, old, replace=True)
+    for target in (fresh, served):
+        assert status(target).state == "current" and schema_differences(target) == []
+    assert dump(served)["users"] == dump(db)["users"]
+    assert [e.question for e in SQLStore(served).entries()] == [e.question for e in SQLStore(db).entries()]
+
+
+def test_an_older_revision_that_fails_mid_write_leaves_the_target_as_it_was(db, new_database, tmp_path):
+    fill(db)
+    backup_database(db, tmp_path / "good.tar.gz")
+
+    def duplicate_user(name: str, data: bytes) -> bytes:
+        if name != "tables/users.jsonl":
+            return data
+        rows = [json.loads(line) for line in data.splitlines()]
+        rows.append({**rows[0], "id": 99})  # same username
+        return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
+
+    bad = rewrite(
+        tmp_path / "good.tar.gz",
+        tmp_path / "bad.tar.gz",
+        change=duplicate_user,
+        manifest=as_revision(RELEASE_REVISION),
+        fix_checksums=True,
+    )
+    target = new_database()
+    SQLStore(target).add(Entry(question="目标里已有的"), author="x")
+    before = dump(target)
+    with pytest.raises(BackupRejected, match="rolled back, the target is unchanged"):
+        restore_database(target, bad, replace=True)
+    assert dump(target) == before and status(target).state == "current"
+
+
+def test_a_backup_of_a_newer_revision_is_refused(db, new_database, tmp_path):
+    fill(db)
+    backup_database(db, tmp_path / "b.tar.gz")
+    newer = rewrite(tmp_path / "b.tar.gz", tmp_path / "newer.tar.gz", manifest=as_revision("9999"))
+    target = new_database()
+    with pytest.raises(BackupRejected, match=r"revision 9999, which this hotline-qa .* does not know"):
+        restore_database(target, newer)
+    assert status(target).state == "new"  # not even created
+
+
+def test_a_database_behind_the_code_is_backed_up_at_its_revision_but_not_restored_into(new_database, tmp_path):
+    old = new_database()
+    upgrade(old, RELEASE_REVISION)
+    old.execute("UPDATE meta SET value='3' WHERE name='kb_version'")
+    made = backup_database(old, tmp_path / "old.tar.gz")
+    assert made.schema_revision == RELEASE_REVISION and made.kb_version == 3
+    with pytest.raises(BackupRejected, match="hotline db upgrade"):
+        restore_database(old, tmp_path / "old.tar.gz", replace=True)
+    fresh = new_database()
+    assert restore_database(fresh, tmp_path / "old.tar.gz").kb_version == 3
+    assert status(fresh).state == "current"
+
+
+def test_only_declared_tables_and_columns_are_backed_up(db, new_database, tmp_path):
+    fill(db)
+    db.ensure_schema("CREATE TABLE IF NOT EXISTS scratch (id INTEGER PRIMARY KEY, note TEXT)")
+    made = backup_database(db, tmp_path / "b.tar.gz")
+    assert "scratch" not in made.tables and set(made.tables) == set(declared_tables())
 
 
 # -- the command line ----------------------------------------------------------------
