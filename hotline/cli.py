@@ -167,14 +167,12 @@ def backup_cmd(ctx: Context, file: Path) -> None:
 def restore_cmd(ctx: Context, file: Path, replace: bool) -> None:
     """Load a backup FILE (from SQLite or PostgreSQL) into the configured database, all or nothing."""
     from knowledge_base.errors import BackupRejected
-    from knowledge_base.factory import open_database, open_interactions, open_store
+    from knowledge_base.factory import open_database
     from knowledge_base.storage.backup import restore_database
 
     db = open_database(ctx.settings)
-    # The stores create their tables exactly as they define them; the backup only fills them.
-    open_store(ctx.settings, db)
-    open_interactions(ctx.settings, db)
     try:
+        # An empty database gets its tables from the migrations, at the backup's schema revision.
         summary = restore_database(db, file, replace=replace, progress=True)
     except BackupRejected as exc:
         click.echo(f"error: {exc}", err=True)
@@ -312,12 +310,14 @@ def ask(ctx: Context, region: str | None) -> None:
 )
 @pass_ctx
 def setup(ctx: Context, sample: bool) -> None:
-    """Build the model if needed, import the sample KB into an empty database, build the index."""
+    """Upgrade the database's schema, build the model if needed, import the sample KB into an empty database,
+    build the index."""
     from hotline.model_build import build_model, is_built
     from knowledge_base.factory import open_store
     from knowledge_base.transfer import read_entries
 
     settings = ctx.settings
+    _upgrade_database(ctx)
     if not settings.model_dir and not is_built(settings.model_path):
         build_model(settings.model_path, progress=True)
     store = open_store(settings)
@@ -331,6 +331,62 @@ def setup(ctx: Context, sample: bool) -> None:
         f"ready: {stats['entries_indexed']} published entries, {stats['phrasings_indexed']} phrasings "
         f"indexed, KB version {stats['kb_version']}"
     )
+
+
+# -- database schema -------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """The database's schema revision: show it, upgrade it to this code's."""
+
+
+def _upgrade_database(ctx: Context) -> None:
+    from knowledge_base.errors import DatabaseError
+    from knowledge_base.factory import open_database
+    from knowledge_base.storage.migrate import upgrade
+
+    try:
+        done = upgrade(open_database(ctx.settings), log=lambda line: click.echo(f"  applied {line}"))
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    if done.applied:
+        click.echo(f"database schema upgraded from {done.previous or 'none'} to revision {done.current}")
+    else:
+        click.echo(f"database schema at revision {done.current} (latest)")
+
+
+@db_group.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Bring the database's schema to this code's revision, all migrations in one transaction.
+
+    Safe while workers run and from several hosts at once: one upgrades, the others find it done.
+    """
+    _upgrade_database(ctx)
+
+
+@db_group.command("current")
+@pass_ctx
+def db_current(ctx: Context) -> None:
+    """Show the database's schema revision and this code's; exit 1 when the database needs an upgrade."""
+    from knowledge_base.errors import DatabaseError
+    from knowledge_base.factory import open_database
+    from knowledge_base.storage.migrate import status
+
+    try:
+        found = status(open_database(ctx.settings))
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"database: {found.where}")
+    click.echo(f"current:  {found.current or 'none'}")
+    click.echo(f"head:     {found.head}")
+    click.echo(found.describe())
+    if found.state in ("behind", "unversioned"):
+        click.echo("run: hotline db upgrade", err=True)
+        sys.exit(1)
+    if found.state == "ahead":
+        sys.exit(1)
 
 
 @main.group()

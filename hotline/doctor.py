@@ -266,9 +266,10 @@ def check_model(settings: Settings, *, load: bool = True) -> Check:
 
 
 def check_database(settings: Settings) -> tuple[Check, int | None]:
-    """The database opens; returns the check and its KB version (None when unreadable)."""
-    from knowledge_base.factory import open_store
+    """The database opens at this code's schema revision; returns the check and its KB version (None: unreadable)."""
+    from knowledge_base.factory import open_database, open_store
     from knowledge_base.storage.database import redact_url
+    from knowledge_base.storage.migrate import status
 
     postgres = settings.database_url.startswith(("postgresql://", "postgres://"))
     if postgres:
@@ -285,19 +286,30 @@ def check_database(settings: Settings) -> tuple[Check, int | None]:
         where = str(path)
         unreadable = f"check that {path} is a hotline-qa database readable by this user (or restore it from a backup)"
     try:
+        schema = status(open_database(settings))
+    except Exception as exc:
+        detail = str(exc).replace(settings.database_url, where) if postgres else str(exc)
+        return Check("database", Level.FAIL, f"{where} cannot be read: {detail}", unreadable), None
+    if schema.state in ("behind", "unversioned"):
+        return Check("database", Level.FAIL, f"{where}: {schema.describe()}", "hotline db upgrade"), None
+    if schema.state == "ahead":
+        newer = "run the hotline-qa release that upgraded it, or restore a backup made before into an empty database"
+        return Check("database", Level.FAIL, f"{where}: {schema.describe()}", newer), None
+    try:
         store = open_store(settings)
         version, count = store.kb_version(), store.count()
     except Exception as exc:
         detail = str(exc).replace(settings.database_url, where) if postgres else str(exc)
         return Check("database", Level.FAIL, f"{where} cannot be read: {detail}", unreadable), None
+    revision = f"schema revision {schema.head} (latest)"
     if count == 0:
         return Check(
             "database",
             Level.WARN,
-            f"{where} is empty (KB version {version})",
+            f"{where} is empty (KB version {version}, {revision})",
             "hotline setup (illustrative sample) or hotline import FILE",
         ), version
-    return Check("database", Level.OK, f"{where}: {count} entries, KB version {version}"), version
+    return Check("database", Level.OK, f"{where}: {count} entries, KB version {version}, {revision}"), version
 
 
 def _normaliser(settings: Settings, database_ok: bool) -> TextNormaliser:

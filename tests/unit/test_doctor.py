@@ -24,6 +24,8 @@ from knowledge_base.search.embedder import SentenceTransformerEmbedder
 from knowledge_base.search.index import PhrasingIndex
 from knowledge_base.search.kb import index_manifest
 from knowledge_base.settings import Settings
+from knowledge_base.storage.database import open_database
+from knowledge_base.storage.migrate import RELEASE_REVISION, head_revision, upgrade
 from knowledge_base.storage.store import SQLStore
 
 pytestmark = pytest.mark.unit
@@ -125,6 +127,21 @@ def test_database_missing_empty_and_filled(tmp_path):
     check, version = doctor.check_database(settings)
     assert (check.level, version) == (Level.OK, 1)
     assert "1 entries, KB version 1" in check.detail
+    assert f"schema revision {head_revision()} (latest)" in check.detail
+
+
+def test_database_behind_or_ahead_of_the_code(tmp_path):
+    settings = Settings(data_dir=str(tmp_path / "var"))
+    db = open_database(settings.sqlite_path)
+    upgrade(db, RELEASE_REVISION)  # as `hotline db upgrade` of an older hotline-qa left it
+    check, version = doctor.check_database(settings)
+    assert (check.level, check.fix, version) == (Level.FAIL, "hotline db upgrade", None)
+    assert f"schema revision {RELEASE_REVISION}, behind" in check.detail
+    upgrade(db)
+    db.execute("UPDATE alembic_version SET version_num='9999'")
+    check, version = doctor.check_database(settings)
+    assert check.level is Level.FAIL and "newer than" in check.detail and "release that upgraded it" in check.fix
+    db.close()
 
 
 def test_postgres_unreachable_without_showing_its_password():
