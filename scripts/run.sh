@@ -15,6 +15,7 @@ if [ "$workers" -gt 1 ] && [ -z "$(.venv/bin/hotline config --get redis_url)" ];
     exit 2
 fi
 bash scripts/setup-rasa.sh
+# setup upgrades the database schema first (hotline db upgrade): once, before any worker starts.
 .venv/bin/hotline setup
 mkdir -p var/log
 .venv/bin/hotline user ensure-admin --credentials-file var/admin-credentials.txt
