@@ -197,7 +197,7 @@ class ChangeListener:
         delay = self.min_backoff
         failures = 0
         while not self._stop.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]  # redis-py: untyped
             try:
                 pubsub.subscribe(self.channel)
                 if pubsub.connection is not None:
