@@ -6,12 +6,18 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 import knowledge_base
 from knowledge_base.settings import Settings, load_settings, setting_help
+
+if TYPE_CHECKING:
+    from knowledge_base.records import Entry, SearchResult
+    from knowledge_base.search.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.kb import KnowledgeBase
+    from knowledge_base.staff.accounts import AccountStore
 
 # The sample ships inside the knowledge_base package (package data), not beside the command line.
 SAMPLE_DIR = Path(knowledge_base.__file__).parent / "sample"
@@ -64,7 +70,7 @@ def main(ctx: click.Context, config: str, verbose: bool) -> None:
     ctx.obj = Context(config)
 
 
-def _open_kb(ctx: Context, *, progress: bool = True) -> Any:
+def _open_kb(ctx: Context, *, progress: bool = True) -> KnowledgeBase:
     from knowledge_base.errors import ModelNotBuilt
     from knowledge_base.factory import open_knowledge_base
 
@@ -194,7 +200,7 @@ def restore_cmd(ctx: Context, file: Path, replace: bool) -> None:
 # -- search ------------------------------------------------------------------
 
 
-def _print_result(result: Any, explain: bool) -> None:
+def _print_result(result: SearchResult, explain: bool) -> None:
     from knowledge_base.records import Decision
 
     if result.truncated:
@@ -222,7 +228,7 @@ def _print_result(result: Any, explain: bool) -> None:
         click.echo("抱歉，知识库里没有找到这个问题的答案，可以为您转人工或登记工单。")
 
 
-def _print_answer(entry: Any) -> None:
+def _print_answer(entry: Entry) -> None:
     click.echo("")
     click.echo(entry.answer)
     source = " ".join(x for x in (entry.policy.title, entry.policy.number) if x)
@@ -259,7 +265,7 @@ def search(
         _print_result(result, explain)
 
 
-def _result_json(result: Any) -> dict[str, Any]:
+def _result_json(result: SearchResult) -> dict[str, Any]:
     return {
         "query": result.query,
         "normalised": result.normalised,
@@ -464,7 +470,7 @@ def doctor(ctx: Context, root: Path, no_load: bool) -> None:
 # -- measurement ---------------------------------------------------------------
 
 
-def _embedder_for(settings: Settings) -> Any:
+def _embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
     from knowledge_base.search.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(settings.model_path, prefix=settings.model_prefix, threads=1)
@@ -588,7 +594,7 @@ def user() -> None:
     """Staff accounts of the operator console and the admin (roles: operator, editor, reviewer, admin)."""
 
 
-def _accounts(ctx: Context) -> Any:
+def _accounts(ctx: Context) -> AccountStore:
     from knowledge_base.factory import open_database
     from knowledge_base.staff.accounts import AccountStore
 
