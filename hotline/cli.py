@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import knowledge_base
+from knowledge_base.errors import DatabaseError
 from knowledge_base.settings import Settings, load_settings, setting_help
 
 if TYPE_CHECKING:
@@ -50,11 +51,22 @@ def _logging(verbose: bool) -> None:
         datefmt="%Y-%m-%d %H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("sentence_transformers", "jieba", "faiss", "httpx", "urllib3", "filelock"):
+    # alembic logs each of its plugins at INFO; `hotline db upgrade` prints the migrations it ran itself.
+    for noisy in ("sentence_transformers", "jieba", "faiss", "httpx", "urllib3", "filelock", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; a database that cannot be used (unreachable, schema behind or ahead) is one clear line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DatabaseError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     default="config.yml",

@@ -130,3 +130,13 @@ def test_cli_db_current_and_upgrade(tmp_path: Path):
     result = runner.invoke(main, ["db", "current"], env=env)
     assert result.exit_code == 0 and "(latest)" in result.output
     assert runner.invoke(main, ["db", "upgrade"], env=env).output.strip().endswith("(latest)")
+
+
+def test_cli_commands_on_an_outdated_database_print_the_fix_not_a_traceback(tmp_path: Path):
+    runner = CliRunner()
+    env = {"HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_CONFIG": str(tmp_path / "none.yml")}
+    upgrade(open_database(tmp_path / "kb.sqlite3"), RELEASE_REVISION)
+    result = runner.invoke(main, ["user", "list"], env=env)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # click's clean exit, not an escaped SchemaOutdated
+    assert "Run: hotline db upgrade" in result.output and "Traceback" not in result.output
