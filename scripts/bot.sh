@@ -115,7 +115,7 @@ case "${1:-}" in
     fi
     cd "$root/bot"
     # bot/ for our channels (imported as channels.*); the root for the stdlib-only knowledge_base.plain.speech they use.
-    PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/rasa" run --enable-api --cors "*" \
+    PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/rasa" run --enable-api \
         --port "${HOTLINE_RASA_PORT:-5005}" --model "$model" \
         --credentials credentials.yml --endpoints "$endpoints"
     ;;
