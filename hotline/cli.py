@@ -360,14 +360,10 @@ def db_group() -> None:
 
 
 def _upgrade_database(ctx: Context) -> None:
-    from knowledge_base.errors import DatabaseError
     from knowledge_base.factory import open_database
     from knowledge_base.storage.migrate import upgrade
 
-    try:
-        done = upgrade(open_database(ctx.settings), log=lambda line: click.echo(f"  applied {line}"))
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
+    done = upgrade(open_database(ctx.settings), log=lambda line: click.echo(f"  applied {line}"))
     if done.applied:
         click.echo(f"database schema upgraded from {done.previous or 'none'} to revision {done.current}")
     else:
@@ -388,22 +384,17 @@ def db_upgrade(ctx: Context) -> None:
 @pass_ctx
 def db_current(ctx: Context) -> None:
     """Show the database's schema revision and this code's; exit 1 when the database needs an upgrade."""
-    from knowledge_base.errors import DatabaseError
     from knowledge_base.factory import open_database
     from knowledge_base.storage.migrate import status
 
-    try:
-        found = status(open_database(ctx.settings))
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
+    found = status(open_database(ctx.settings))
     click.echo(f"database: {found.where}")
     click.echo(f"current:  {found.current or 'none'}")
     click.echo(f"head:     {found.head}")
     click.echo(found.describe())
-    if found.state in ("behind", "unversioned"):
-        click.echo("run: hotline db upgrade", err=True)
-        sys.exit(1)
-    if found.state == "ahead":
+    if not found.usable:
+        if found.state != "ahead":
+            click.echo("run: hotline db upgrade", err=True)
         sys.exit(1)
 
 

@@ -286,21 +286,19 @@ def check_database(settings: Settings) -> tuple[Check, int | None]:
         where = str(path)
         unreadable = f"check that {path} is a hotline-qa database readable by this user (or restore it from a backup)"
     try:
-        schema = status(open_database(settings))
+        db = open_database(settings)
+        schema = status(db)
+        if schema.usable:
+            store = open_store(settings, db)
+            version, count = store.kb_version(), store.count()
     except Exception as exc:
         detail = str(exc).replace(settings.database_url, where) if postgres else str(exc)
         return Check("database", Level.FAIL, f"{where} cannot be read: {detail}", unreadable), None
-    if schema.state in ("behind", "unversioned"):
-        return Check("database", Level.FAIL, f"{where}: {schema.describe()}", "hotline db upgrade"), None
     if schema.state == "ahead":
         newer = "run the hotline-qa release that upgraded it, or restore a backup made before into an empty database"
         return Check("database", Level.FAIL, f"{where}: {schema.describe()}", newer), None
-    try:
-        store = open_store(settings)
-        version, count = store.kb_version(), store.count()
-    except Exception as exc:
-        detail = str(exc).replace(settings.database_url, where) if postgres else str(exc)
-        return Check("database", Level.FAIL, f"{where} cannot be read: {detail}", unreadable), None
+    if not schema.usable:
+        return Check("database", Level.FAIL, f"{where}: {schema.describe()}", "hotline db upgrade"), None
     revision = f"schema revision {schema.head} (latest)"
     if count == 0:
         return Check(

@@ -451,6 +451,20 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
 WRITE_LOCK = 0x686F746C696E65
 
 
+@contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """Turns psycopg's failure to connect into a :class:`DatabaseError` that names the server and the fix."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(
+            f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}; "
+            "check database_url and that the server is running"
+        ) from exc
+
+
 class PostgresDatabase(Database):
     """A PostgreSQL database through psycopg 3, with a small pool of autocommit connections.
 
@@ -482,14 +496,8 @@ class PostgresDatabase(Database):
         import psycopg
         from psycopg.rows import dict_row
 
-        try:
-            conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise DatabaseError(
-                f"cannot connect to PostgreSQL at {redact_url(self.url)}: {str(exc).strip()}; "
-                "check database_url and that the server is running"
-            ) from exc
-        return conn
+        with _reaching(self.url):
+            return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
 
     @contextmanager
     def _borrow(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
@@ -558,10 +566,8 @@ class PostgresDatabase(Database):
         import psycopg
 
         self._check_open()
-        try:
+        with _reaching(self.url):
             return psycopg.connect(self.url, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise DatabaseError(f"cannot connect to PostgreSQL at {redact_url(self.url)}: {str(exc).strip()}") from exc
 
     @contextmanager
     def _pinned(self, mode: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
