@@ -30,10 +30,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from knowledge_base.plain.aspects import ASPECTS_BY_NAME, GUIDE_ORDER
+
 __all__ = [
     "COLUMNS",
     "FIELDS",
     "FIELDS_BY_NAME",
+    "GUIDE_FIELDS",
     "LIST_SEPARATORS",
     "Field",
     "Kind",
@@ -54,7 +57,7 @@ class Kind(enum.StrEnum):
     TEXT = "text"
     """One line of text."""
     MULTILINE = "multiline"
-    """Text that may span lines (the answer)."""
+    """Text that may span lines (the answer, the service-guide aspects)."""
     LIST = "list"
     """Several short texts, one cell or textarea (split by :meth:`Field.split`)."""
     DATE = "date"
@@ -130,11 +133,20 @@ class Field:
             raise ValueError(f"field {self.name} is {self.kind}, not a list")
 
 
+GUIDE_FIELDS: tuple[Field, ...] = tuple(
+    Field(name, ASPECTS_BY_NAME[name].label, Kind.MULTILINE) for name in GUIDE_ORDER
+)
+"""The service-guide aspects (办事指南) of :mod:`knowledge_base.plain.aspects`, in guide order: optional text fields.
+
+They follow the answer, which they complete: in a spreadsheet the reader finds what to bring and where to go
+next to the answer, before the columns about who is responsible and where the entry applies."""
+
 FIELDS: tuple[Field, ...] = (
     Field("id", "编号", Kind.TEXT),
     Field("question", "标准问", Kind.TEXT, aliases=("标准问题",)),
     Field("similar_questions", "相似问法", Kind.LIST, hint="每行一个"),
     Field("answer", "答案", Kind.MULTILINE),
+    *GUIDE_FIELDS,
     Field("department", "承办单位", Kind.TEXT),
     Field("category", "分类", Kind.TEXT),
     Field(

@@ -15,16 +15,19 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from knowledge_base.errors import InvalidEntry
 from knowledge_base.fields import FIELDS
+from knowledge_base.plain.aspects import ASPECTS_BY_NAME, GUIDE_ORDER, Aspect
 
 MAX_QUESTION_CHARS = 2000
 MAX_ANSWER_CHARS = 20_000
 MAX_SIMILAR_QUESTIONS = 200
+MAX_ASPECT_CHARS = 5000
+"""Longest text of one service-guide aspect: a full list of materials fits; a pasted document does not."""
 _KEY_RE = re.compile(r"^[\w.:/-]{1,64}$")
 # Control characters, and lone UTF-16 surrogates (a JSON "\ud800" escape): no database can store the latter.
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -130,6 +133,76 @@ class PolicyBasis:
         return bool(self.title or self.number or self.url)
 
 
+@dataclass(frozen=True)
+class ServiceGuide:
+    """The service guide (办事指南) of an entry: one optional plain text per aspect.
+
+    The attribute names are the aspect names of :mod:`knowledge_base.plain.aspects` and the
+    keys of :meth:`Entry.to_dict`; empty text means the entry says nothing about that aspect.
+
+    Example:
+        >>> g = ServiceGuide(materials="身份证原件", online="可在粤省事办理")
+        >>> [(a.label, text) for a, text in g.items()]
+        [('申请材料', '身份证原件'), ('网上办理', '可在粤省事办理')]
+        >>> g.get("fees"), bool(ServiceGuide())
+        ('', False)
+    """
+
+    conditions: str = ""
+    materials: str = ""
+    procedure: str = ""
+    time_limit: str = ""
+    fees: str = ""
+    location: str = ""
+    enquiry_phone: str = ""
+    online: str = ""
+
+    def __post_init__(self) -> None:
+        for name in GUIDE_ORDER:
+            label = ASPECTS_BY_NAME[name].label
+            value = getattr(self, name)
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                raise InvalidEntry(name, f"「{label}」必须是文字，而不是 {type(value).__name__}")
+            text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+            if len(text) > MAX_ASPECT_CHARS:
+                raise InvalidEntry(name, f"「{label}」有 {len(text)} 个字，最多 {MAX_ASPECT_CHARS} 个字")
+            if _BAD_CHARS.search(text):
+                raise InvalidEntry(name, f"「{label}」含有控制字符或无效字符，请删除后再保存")
+            object.__setattr__(self, name, text)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> ServiceGuide:
+        """The guide from a mapping keyed by aspect name; other keys are ignored, missing ones are empty."""
+        return cls(**{name: data.get(name) or "" for name in GUIDE_ORDER})  # type: ignore[arg-type]
+
+    def get(self, name: str) -> str:
+        """The text of aspect ``name`` ("" when the entry says nothing about it).
+
+        Raises:
+            KeyError: ``name`` is not an aspect; the message lists the aspects.
+        """
+        if name not in ASPECTS_BY_NAME:
+            raise KeyError(f"{name!r} is not an aspect; aspects: {', '.join(GUIDE_ORDER)}")
+        text: str = getattr(self, name)
+        return text
+
+    def items(self) -> Iterator[tuple[Aspect, str]]:
+        """The aspects that have text, in guide order, each with its text."""
+        for name in GUIDE_ORDER:
+            text = self.get(name)
+            if text:
+                yield ASPECTS_BY_NAME[name], text
+
+    def as_dict(self) -> dict[str, str]:
+        """Every aspect by name, in guide order, empty ones included."""
+        return {name: self.get(name) for name in GUIDE_ORDER}
+
+    def __bool__(self) -> bool:
+        return any(self.get(name) for name in GUIDE_ORDER)
+
+
 def _clean_text(value: object, field_name: str, limit: int, *, required: bool) -> str:
     if value is None:
         value = ""
@@ -163,6 +236,7 @@ class Entry:
     category: str = ""
     regions: tuple[Region, ...] = ()
     policy: PolicyBasis = field(default_factory=PolicyBasis)
+    guide: ServiceGuide = field(default_factory=ServiceGuide)
     effective_date: date | None = None
     expiry_date: date | None = None
     status: Status = Status.PUBLISHED
@@ -194,6 +268,8 @@ class Entry:
         set_(self, "regions", tuple(dict.fromkeys(regions)))
         if not isinstance(self.policy, PolicyBasis):
             raise InvalidEntry("policy", "must be a PolicyBasis")
+        if not isinstance(self.guide, ServiceGuide):
+            raise InvalidEntry("guide", "must be a ServiceGuide")
         set_(self, "status", Status.parse(self.status))
         for name in ("effective_date", "expiry_date"):
             value = getattr(self, name)
@@ -240,6 +316,7 @@ class Entry:
             "question": self.question,
             "similar_questions": list(self.similar_questions),
             "answer": self.answer,
+            **self.guide.as_dict(),
             "department": self.department,
             "category": self.category,
             "regions": [str(r) for r in self.regions],
@@ -296,6 +373,7 @@ class Entry:
                 number=str(data.get("policy_number") or ""),
                 url=str(data.get("policy_url") or ""),
             ),
+            guide=ServiceGuide.from_mapping(data),  # content stored before the guide existed has no such keys
             effective_date=as_date("effective_date"),
             expiry_date=as_date("expiry_date"),
             status=Status.parse(data.get("status") or Status.PUBLISHED),  # type: ignore[arg-type]

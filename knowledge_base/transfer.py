@@ -23,7 +23,9 @@ Fields, their Chinese names and how a list is split come from
 Excel the list fields (``similar_questions``, ``regions``, ``tags``) are one
 cell each, written **one item per line**; read back, tags and regions are also
 split on ``,`` ``，`` ``、`` ``;`` ``；``, similar questions on line breaks only
-(they may contain ``，``). JSON Lines and YAML use lists; a plain string there,
+(they may contain ``，``). The eight service-guide columns (办事指南: ``conditions``
+办理条件 ... ``online`` 网上办理, :data:`~knowledge_base.fields.GUIDE_FIELDS`) are
+plain text that may span lines, empty where the entry says nothing. JSON Lines and YAML use lists; a plain string there,
 and each item of a list, is split by the same rule. Headers (and JSON/YAML
 keys) may be the English keys, the Chinese names staff use
 (:data:`CHINESE_NAMES`, e.g. ``标准问`` for ``question``) or their aliases
@@ -71,8 +73,8 @@ from typing import Any
 
 from knowledge_base.errors import ImportProblem, ImportRejected, InvalidEntry
 from knowledge_base.fields import COLUMNS as COLUMNS
-from knowledge_base.fields import FIELDS, FIELDS_BY_NAME, Field, Kind, field_for_header, parse_date
-from knowledge_base.records import Entry, PolicyBasis, Region, Status
+from knowledge_base.fields import FIELDS, FIELDS_BY_NAME, GUIDE_FIELDS, Field, Kind, field_for_header, parse_date
+from knowledge_base.records import Entry, PolicyBasis, Region, ServiceGuide, Status
 
 FORMATS = ("jsonl", "csv", "xlsx", "yaml")
 """The file formats :func:`read_entries` and :func:`write_entries` handle."""
@@ -376,6 +378,7 @@ def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | 
                 category=text["category"],
                 regions=tuple(regions),
                 policy=PolicyBasis(text["policy_title"], text["policy_number"], text["policy_url"]),
+                guide=ServiceGuide.from_mapping(text),
                 effective_date=dates["effective_date"],
                 expiry_date=dates["expiry_date"],
                 status=status,
@@ -402,6 +405,14 @@ def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | 
             Entry(**{"question": "?", **change})  # type: ignore[arg-type]
         except InvalidEntry as err:
             problems.add(row, column, err.message)
+            found = True
+    for aspect in GUIDE_FIELDS:
+        if aspect.name not in text:
+            continue  # not converted: already reported
+        try:
+            ServiceGuide.from_mapping({aspect.name: text[aspect.name]})
+        except InvalidEntry as err:
+            problems.add(row, aspect.name, err.message)
             found = True
     if not found and whole is not None:
         column = whole.field if whole.field in FIELDS_BY_NAME else "policy_title"
@@ -802,6 +813,7 @@ def _write_xlsx(rows: list[dict[str, object]], path: Path, notice: str) -> None:
     sheet = workbook.create_sheet("知识库")
     sheet.freeze_panes = "A2"
     wide = {"question": 40, "similar_questions": 40, "answer": 60, "policy_title": 30, "policy_url": 30}
+    wide.update((f.name, 30) for f in GUIDE_FIELDS)
     for index, column in enumerate(COLUMNS, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = wide.get(column, 14)
     bold = Font(bold=True)

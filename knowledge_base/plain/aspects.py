@@ -44,7 +44,11 @@ class Aspect:
 # Order matters where cues overlap: "能网上办吗" is about going online, not about where to go;
 # "多久能办好" asks for the time, not the steps.
 ASPECTS: tuple[Aspect, ...] = (
-    Aspect("online", "网上办理", ("网上", "线上", "在线", "网办", "手机上", "手机办", "小程序", "粤省事", "app", "APP", "网站")),
+    Aspect(
+        "online",
+        "网上办理",
+        ("网上", "线上", "在线", "网办", "手机上", "手机办", "小程序", "粤省事", "app", "APP", "网站"),
+    ),
     Aspect("fees", "收费标准", ("收费", "费用", "多少钱", "要钱", "花钱", "免费", "交钱", "付费", "几块钱", "工本费")),
     Aspect(
         "time_limit",
@@ -59,7 +63,11 @@ ASPECTS: tuple[Aspect, ...] = (
     Aspect("location", "办理地点", ("哪里办", "在哪", "去哪", "哪儿", "地点", "地址", "窗口", "哪个部门", "找谁")),
     Aspect("enquiry_phone", "咨询电话", ("电话", "热线", "号码", "联系方式", "打给谁")),
     Aspect("conditions", "办理条件", ("条件", "资格", "符合", "哪些人", "谁可以", "谁能", "够不够", "门槛")),
-    Aspect("procedure", "办理流程", ("流程", "步骤", "程序", "手续", "怎么办理", "如何办理", "怎么申请", "怎么弄", "怎么操作")),
+    Aspect(
+        "procedure",
+        "办理流程",
+        ("流程", "步骤", "程序", "手续", "怎么办理", "如何办理", "怎么申请", "怎么弄", "怎么操作"),
+    ),
 )
 """Every aspect; this order decides which one a message asks for (a guide lists them in :data:`GUIDE_ORDER`)."""
 
