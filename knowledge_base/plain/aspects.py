@@ -60,7 +60,11 @@ ASPECTS: tuple[Aspect, ...] = (
         "申请材料",
         ("材料", "带什么", "带哪些", "带啥", "证件", "资料", "准备什么", "准备啥", "需要什么", "要什么", "提供什么"),
     ),
-    Aspect("location", "办理地点", ("哪里办", "在哪", "去哪", "哪儿", "地点", "地址", "窗口", "哪个部门", "找谁")),
+    Aspect(
+        "location",
+        "办理地点",
+        ("哪里办", "在哪里", "哪里", "在哪", "去哪", "哪儿", "地点", "地址", "窗口", "哪个部门", "找谁"),
+    ),
     Aspect("enquiry_phone", "咨询电话", ("电话", "热线", "号码", "联系方式", "打给谁")),
     Aspect("conditions", "办理条件", ("条件", "资格", "符合", "哪些人", "谁可以", "谁能", "够不够", "门槛")),
     Aspect(
@@ -94,8 +98,9 @@ _FILLER = re.compile(
 _PUNCTUATION = re.compile(r"[\W_]+")
 # A follow-up is short; a longer message is a question of its own even if it mentions 材料.
 FOLLOW_UP_MAX_CHARS = 20
-# Characters left after the filler and the cue, up to which a message still has no topic of its own.
-TOPIC_FREE_CHARS = 2
+# Characters left after the filler and the cue, up to which a message still has no topic of its own
+# ("补办要多久" leaves "补"; "社保怎么办理" leaves "社保", a topic).
+TOPIC_FREE_CHARS = 1
 
 
 def asked_aspect(text: str) -> Aspect | None:
