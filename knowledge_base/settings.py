@@ -113,6 +113,10 @@ class Settings:
         "Searches one signed-in operator may run per minute (the console searches while they type); 0: no limit.",
     )
 
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False, metadata={"internal": True})
+    """Names set by a ``HOTLINE_*`` variable or an explicit override: they win over an applied calibration
+    (not a setting itself: no help text, not read from config.yml)."""
+
     def __post_init__(self) -> None:
         if self.embed_text not in ("raw", "folded", "normalised"):
             raise ValueError(f"embed_text must be 'raw', 'folded' or 'normalised', got {self.embed_text!r}")
@@ -190,7 +194,7 @@ class Settings:
 
 def setting_help() -> dict[str, str]:
     """Name -> help text of every setting (for docs and ``hotline config``)."""
-    return {f.name: f.metadata["help"] for f in dataclasses.fields(Settings)}
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(Settings) if "help" in f.metadata}
 
 
 def _coerce(name: str, raw: Any, kind: Any) -> Any:
@@ -223,7 +227,7 @@ def load_settings(
         import os
 
         environ = os.environ
-    hints = typing.get_type_hints(Settings)
+    hints = {name: hint for name, hint in typing.get_type_hints(Settings).items() if name in setting_help()}
     values: dict[str, Any] = {}
     if path is not None and Path(path).is_file():
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -233,10 +237,16 @@ def load_settings(
         if unknown:
             raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(hints)}")
         values.update(data)
+    explicit = set()
     for name in hints:
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ:
             values[name] = environ[env_name]
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            explicit.add(name)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    explicit.update(given)
     kinds = {name: (hint if not isinstance(hint, types.UnionType) else str) for name, hint in hints.items()}
-    return Settings(**{name: _coerce(name, raw, kinds[name]) for name, raw in values.items()})
+    return Settings(
+        **{name: _coerce(name, raw, kinds[name]) for name, raw in values.items()}, explicit=frozenset(explicit)
+    )

@@ -120,6 +120,19 @@ class PhrasingIndex:
     def phrasings_of(self, entry_id: int) -> list[str]:
         return [self._text[f] for f in self._by_entry.get(entry_id, [])]
 
+    def fids_of(self, entry_id: int) -> dict[str, int]:
+        """An entry's phrasings -> their FAISS ids."""
+        with self._lock:
+            return {self._text[f]: f for f in self._by_entry.get(entry_id, [])}
+
+    def vectors(self, fids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of ``fids`` (rows aligned), read back instead of embedding the texts again."""
+        with self._lock:
+            out = np.zeros((len(fids), self.dim), dtype=np.float32)
+            for row, fid in enumerate(fids):
+                out[row] = self._faiss.reconstruct(int(fid))
+            return out
+
     # -- changes -------------------------------------------------------------
 
     def add_entry(self, entry_id: int, phrasings: Sequence[str], vectors: np.ndarray) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING
 from knowledge_base.errors import IndexMismatch
 from knowledge_base.records import Decision, Entry, Hit, Region, Revision, SearchResult, Status
 from knowledge_base.search.cache import CachedResult, ResultCache, result_key, scope_of
+from knowledge_base.search.calibration import Calibration, CalibrationSource, effective_settings, source_for
 from knowledge_base.search.embedder import Embedder
 from knowledge_base.search.index import Manifest, PhrasingIndex
 from knowledge_base.search.lexical import BM25Index, char_ngrams
-from knowledge_base.search.ranking import Thresholds, best_per_entry, decide, fuse
+from knowledge_base.search.ranking import EntryScore, Thresholds, best_per_entry, decide, fuse
 from knowledge_base.search.textnorm import Normalised, TextNormaliser, truncate
 from knowledge_base.settings import Settings
 from knowledge_base.storage.events import Notifier, NullNotifier
@@ -76,6 +77,32 @@ def manifest_differences(saved: Manifest, running: Manifest) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Wording:
+    """One similar question of an entry, as a held-out query of the leave-one-out calibration."""
+
+    entry_id: int
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One question's scores before fusion: each candidate entry's dense cosine and scaled BM25.
+
+    The lexical scores are computed for the best dense candidates whatever the weight, so
+    :meth:`ranked` can try many weights on one search.
+    """
+
+    dense: dict[int, tuple[float, str]]
+    lexical: dict[int, tuple[float, str]]
+    keys: dict[int, str]
+
+    def ranked(self, weight: float) -> list[EntryScore]:
+        """The entries as a search with ``lexical_weight`` = ``weight`` ranks them, best first."""
+        return fuse(self.dense, self.lexical, weight)
+
+
+@dataclass(frozen=True)
 class SyncReport:
     """What one :meth:`KnowledgeBase.sync` did."""
 
@@ -98,6 +125,8 @@ class KnowledgeBase:
         today: clock for "in effect today" (injectable for tests).
         notifier: told the new KB version after every committed write (default: nobody).
         cache: keeps search results per KB version (default: none); explained searches bypass it.
+        calibration: where the applied calibration is read (default: the store's database, when it has one).
+            Its values replace config.yml's unless an environment variable pins them; see ``effective``.
     """
 
     def __init__(
@@ -111,11 +140,18 @@ class KnowledgeBase:
         today: Callable[[], date] = date.today,
         notifier: Notifier | None = None,
         cache: ResultCache | None = None,
+        calibration: CalibrationSource | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.normaliser = normaliser
-        self.settings = settings or Settings()
+        self.configured_settings = settings or Settings()
+        self.settings = self.configured_settings
+        """The settings searches run with: the configured ones with the applied calibration (see ``sources``)."""
+        self.sources: dict[str, str] = effective_settings(self.settings, None)[1]
+        """Tuned setting -> where its value in effect comes from: environment, calibration or config."""
+        self.applied_calibration: Calibration | None = None
+        self._calibrations = calibration if calibration is not None else source_for(store)
         self.index_dir = index_dir
         self._today = today
         self._index: PhrasingIndex | None = None
@@ -138,6 +174,7 @@ class KnowledgeBase:
             if self._index is not None:
                 return self.sync()
             started = time.perf_counter()
+            self.refresh_calibration()
             loaded = self._load_index()
             if loaded is None:
                 return self.rebuild(progress=progress)
@@ -197,6 +234,7 @@ class KnowledgeBase:
                 index.add_many(owners, texts, vectors, replace=False)
             self._index, self._entries, self._index_version = index, entries, version
             self._lexical = None
+            self.refresh_calibration()
             if self.settings.lexical_weight > 0:
                 self._lexical_index()
             report = SyncReport(from_version, version, len(entries), time.perf_counter() - started, rebuilt=True)
@@ -247,6 +285,8 @@ class KnowledgeBase:
                 if self._lexical is not None:
                     self._lexical_add(entry)
             self._index_version = version
+            # Applying a calibration moves the KB version without changing an entry: re-read it with them.
+            self.refresh_calibration()
             report = SyncReport(from_version, version, len(changed), time.perf_counter() - started)
             log.info(
                 "index caught up from KB version %d to %d: %d entries changed, %.0f ms",
@@ -263,6 +303,30 @@ class KnowledgeBase:
     def kb_version(self) -> int:
         """The KB version this process's index reflects."""
         return self._index_version
+
+    def refresh_calibration(self) -> bool:
+        """Read the applied calibration and put it in effect; True when the settings in effect changed.
+
+        Runs at start-up and whenever the KB version moves (applying one bumps it). A database that
+        cannot be read keeps the values in effect: the next version change tries again.
+        """
+        try:
+            applied = self._calibrations.applied()
+        except Exception:
+            log.exception("could not read the applied calibration; keeping the values in effect")
+            return False
+        effective, sources = effective_settings(self.configured_settings, applied)
+        self.applied_calibration = applied
+        self.sources = sources
+        if effective == self.settings:
+            return False
+        self.settings = effective
+        self._cache_scope = ("", "")  # the ranking knobs are part of the cache's scope
+        log.info(
+            "search calibration in effect: %s",
+            ", ".join(f"{name}={getattr(effective, name)} ({sources[name]})" for name in sources),
+        )
+        return True
 
     def _embed_text(self, text: str, analysed: Normalised | None = None) -> str:
         """The form of ``text`` the model reads (setting ``embed_text``); reuses ``analysed`` when given."""
@@ -305,7 +369,12 @@ class KnowledgeBase:
             self._lexical.remove(doc_id)
 
     def _lexical_scores(
-        self, analysed: Normalised, entry_ids: Sequence[int], entries: dict[int, Entry]
+        self,
+        analysed: Normalised,
+        entry_ids: Sequence[int],
+        entries: dict[int, Entry],
+        *,
+        held_out: Wording | None = None,
     ) -> dict[int, tuple[float, str]]:
         """Best-phrasing BM25 of each candidate entry, scaled so the best candidate has 1."""
         index = self._lexical_index()
@@ -315,7 +384,12 @@ class KnowledgeBase:
                 for entry_id in entry_ids
                 for i, doc in enumerate(self._lexical_docs.get(entry_id, []))
             }
-        scores = index.score_docs(self._lexical_tokens(analysed), list(docs))
+            held_doc = None
+            if held_out is not None and held_out.entry_id in self._entries:
+                phrasings = self._entries[held_out.entry_id].phrasings()
+                own = self._lexical_docs.get(held_out.entry_id, [])
+                held_doc = next((d for d, t in zip(own, phrasings, strict=False) if t == held_out.text), None)
+        scores = index.score_docs(self._lexical_tokens(analysed), list(docs), held_out=held_doc)
         best = best_per_entry(
             (entry_id, entries[entry_id].phrasings()[i], scores.get(doc, 0.0))
             for doc, (entry_id, i) in docs.items()
@@ -412,20 +486,8 @@ class KnowledgeBase:
                 seen[entry_id] = entry
             return ok
 
-        fetch = max(_MIN_FETCH, top_k * 10)
-        while True:
-            phrasing_hits = index.search(vector, fetch)[0]
-            dense = best_per_entry((h.entry_id, h.text, h.score) for h in phrasing_hits if usable(h.entry_id))
-            if len(dense) >= top_k + 1 or len(phrasing_hits) < fetch or fetch >= len(index):
-                break
-            fetch *= 4
         weight = self.settings.lexical_weight
-        lexical: dict[int, tuple[float, str]] = {}
-        if weight > 0 or explain:
-            # Lexical evidence re-scores the dense candidates only: cheap, and an entry with no
-            # semantic similarity is never promoted by shared characters alone.
-            candidates = sorted(dense, key=lambda k: -dense[k][0])[: max(_RESCORED, top_k * 2)]
-            lexical = self._lexical_scores(analysed, candidates, seen)
+        dense, lexical = self._gather(index, vector, analysed, usable, seen, top_k, lexical=weight > 0 or explain)
         ranked = fuse(dense, lexical, weight)
         t = Thresholds.from_mapping(thresholds)
         verdict = decide([r.score for r in ranked], t)
@@ -457,6 +519,106 @@ class KnowledgeBase:
         if key is not None and self.cache is not None and self._unchanged_since(index, key_version):
             self.cache.put(key, CachedResult.of(result))
         return result
+
+    def _gather(
+        self,
+        index: PhrasingIndex,
+        vector: np.ndarray,
+        analysed: Normalised,
+        usable: Callable[[int], bool],
+        seen: dict[int, Entry],
+        top_k: int,
+        *,
+        lexical: bool,
+        held_out: Wording | None = None,
+    ) -> tuple[dict[int, tuple[float, str]], dict[int, tuple[float, str]]]:
+        """The candidates' dense scores (best phrasing per usable entry) and, if asked, their lexical ones.
+
+        ``held_out`` is one phrasing searched as if it were not indexed (leave-one-out calibration).
+        """
+        fetch = max(_MIN_FETCH, top_k * 10)
+        while True:
+            phrasing_hits = index.search(vector, fetch + (held_out is not None))[0]
+            if held_out is not None:
+                phrasing_hits = [
+                    h for h in phrasing_hits if not (h.entry_id == held_out.entry_id and h.text == held_out.text)
+                ]
+            dense = best_per_entry((h.entry_id, h.text, h.score) for h in phrasing_hits if usable(h.entry_id))
+            if len(dense) >= top_k + 1 or len(phrasing_hits) < fetch or fetch >= len(index):
+                break
+            fetch *= 4
+        scores: dict[int, tuple[float, str]] = {}
+        if lexical:
+            # Lexical evidence re-scores the dense candidates only: cheap, and an entry with no
+            # semantic similarity is never promoted by shared characters alone.
+            candidates = sorted(dense, key=lambda k: -dense[k][0])[: max(_RESCORED, top_k * 2)]
+            scores = self._lexical_scores(analysed, candidates, seen, held_out=held_out)
+        return dense, scores
+
+    # -- evidence for calibration ---------------------------------------------
+
+    def held_out_wordings(self) -> tuple[list[Wording], int]:
+        """Every similar question of the entries in effect, and how many entries have none (skipped).
+
+        An entry's standard question always stays indexed, so each of its similar questions can be
+        held out and searched for, with the entry as its right answer.
+        """
+        self.sync()
+        today = self._today()
+        wordings: list[Wording] = []
+        skipped = 0
+        for entry_id, entry in sorted(self._entries.items()):
+            if not entry.in_effect(today):
+                continue
+            if not entry.similar_questions:
+                skipped += 1
+                continue
+            wordings.extend(Wording(entry_id, entry.key, text) for text in dict.fromkeys(entry.similar_questions))
+        return wordings, skipped
+
+    def held_out_evidence(self, wordings: Sequence[Wording], *, top_k: int = 10) -> Iterator[Evidence]:
+        """Search each wording with itself left out of the dense and the lexical index: leave-one-out.
+
+        Nothing is rebuilt: each wording's stored vector is read back from the index and its own
+        phrasing is masked in both searches (BM25's statistics leave it out too).
+        """
+        self.sync()
+        index = self._index
+        assert index is not None
+        for wording in wordings:
+            fid = index.fids_of(wording.entry_id).get(wording.text)
+            if fid is None:
+                continue  # changed since it was listed
+            vector = index.vectors([fid])
+            yield self._evidence(index, wording.text, vector, top_k, held_out=wording)
+
+    def evidence(self, query: str, *, top_k: int = 10) -> Evidence:
+        """One question's dense and lexical scores, ready to be ranked at any lexical weight."""
+        self.sync()
+        index = self._index
+        assert index is not None
+        text = truncate(query.strip(), self.settings.max_query_chars)[0]
+        analysed = self.normaliser.analyse(text)
+        if not analysed.text:
+            return Evidence({}, {}, {})
+        return self._evidence(index, text, self.embedder.encode([self._embed_text(text, analysed)]), top_k)
+
+    def _evidence(
+        self, index: PhrasingIndex, text: str, vector: np.ndarray, top_k: int, held_out: Wording | None = None
+    ) -> Evidence:
+        today = self._today()
+        seen: dict[int, Entry] = {}
+
+        def usable(entry_id: int) -> bool:
+            entry = self._entries.get(entry_id)
+            if entry is None or not entry.in_effect(today):
+                return False
+            seen[entry_id] = entry
+            return True
+
+        analysed = self.normaliser.analyse(text)
+        dense, lexical = self._gather(index, vector, analysed, usable, seen, top_k, lexical=True, held_out=held_out)
+        return Evidence(dense, lexical, {entry_id: seen[entry_id].key for entry_id in dense})
 
     def _unchanged_since(self, index: PhrasingIndex, kb_version: int) -> bool:
         """No sync or rebuild ran or runs since a search began with ``index`` at ``kb_version``.

@@ -77,22 +77,34 @@ class BM25Index:
                     out[doc_id] = out.get(doc_id, 0.0) + idf * tf * (self.k1 + 1) / norm
             return out
 
-    def score_docs(self, tokens: Sequence[str], doc_ids: Sequence[int]) -> dict[int, float]:
-        """BM25 of the given documents only: cheap re-scoring of a search's candidates."""
+    def score_docs(
+        self, tokens: Sequence[str], doc_ids: Sequence[int], *, held_out: int | None = None
+    ) -> dict[int, float]:
+        """BM25 of the given documents only: cheap re-scoring of a search's candidates.
+
+        Args:
+            tokens: the query's terms.
+            doc_ids: the documents to score.
+            held_out: a document scored as if it were not in the index at all (no score, and its
+                terms and length left out of the statistics): leave-one-out calibration without a rebuild.
+        """
         with self._lock:
-            n = len(self._lengths)
-            if n == 0:
+            held_tf = self._doc_tf.get(held_out) if held_out is not None else None
+            held_length = self._lengths[held_out] if held_out is not None and held_tf is not None else 0
+            n = len(self._lengths) - (held_tf is not None)
+            if n <= 0:
                 return {}
-            avg = self._total_length / n or 1.0
+            total = self._total_length - held_length
+            avg = total / n or 1.0
             idf = {}
             for term in set(tokens):
-                df = len(self._postings.get(term, ()))
+                df = len(self._postings.get(term, ())) - (held_tf is not None and term in held_tf)
                 if df:
                     idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
             out = {}
             for doc_id in doc_ids:
                 tf_of = self._doc_tf.get(doc_id)
-                if tf_of is None:
+                if tf_of is None or doc_id == held_out:
                     continue
                 k = self.k1 * (1 - self.b + self.b * self._lengths[doc_id] / avg)
                 out[doc_id] = sum(w * tf_of[t] * (self.k1 + 1) / (tf_of[t] + k) for t, w in idf.items() if t in tf_of)
