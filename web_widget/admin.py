@@ -20,8 +20,8 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from knowledge_base.errors import EntryNotFound, ImportRejected, InvalidEntry, KnowledgeBaseError, StaleVersion
-from knowledge_base.fields import FIELDS_BY_NAME, parse_date
-from knowledge_base.records import Entry, PolicyBasis, Region, Status
+from knowledge_base.fields import FIELDS_BY_NAME, GUIDE_FIELDS, parse_date
+from knowledge_base.records import Entry, PolicyBasis, Region, ServiceGuide, Status
 from knowledge_base.staff.accounts import User
 from web_widget.auth import current_user, login_required
 from web_widget.diffview import entry_diff
@@ -40,7 +40,7 @@ admin = Blueprint("admin", __name__, url_prefix="/admin")
 @admin.context_processor
 def _field_labels() -> dict[str, Any]:
     # The form's labels and hints are the export's headers and the import's rules: one description of each field.
-    return {"fields": FIELDS_BY_NAME}
+    return {"fields": FIELDS_BY_NAME, "guide_fields": GUIDE_FIELDS}
 
 
 PAGE_SIZE = 50
@@ -104,6 +104,7 @@ def entry_from_form(form: MultiDict[str, str], *, entry_id: int | None, version:
             form.get("policy_number", "").strip(),
             form.get("policy_url", "").strip(),
         ),
+        guide=ServiceGuide.from_mapping({f.name: form.get(f.name, "") for f in GUIDE_FIELDS}),
         effective_date=_date(form, "effective_date"),
         expiry_date=_date(form, "expiry_date"),
         tags=_items(form, "tags"),
@@ -133,6 +134,7 @@ def form_values(entry: Entry | None, form: MultiDict[str, str] | None = None) ->
         "policy_title": entry.policy.title,
         "policy_number": entry.policy.number,
         "policy_url": entry.policy.url,
+        **entry.guide.as_dict(),
         "effective_date": entry.effective_date.isoformat() if entry.effective_date else "",
         "expiry_date": entry.expiry_date.isoformat() if entry.expiry_date else "",
         "tags": _joined("tags", entry.tags),

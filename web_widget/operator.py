@@ -19,8 +19,8 @@ from flask.typing import ResponseReturnValue
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry
 from knowledge_base.plain.privacy import mask
-from knowledge_base.plain.speech import spoken_answer
-from knowledge_base.records import Hit
+from knowledge_base.plain.speech import sentences, speakable, spoken_answer
+from knowledge_base.records import Entry, Hit
 from knowledge_base.staff.operator_log import MAX_QUERY, OperatorLog
 from web_widget.auth import current_user, login_required
 from web_widget.services import services
@@ -75,8 +75,25 @@ def _json_body() -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def guide_json(entry: Entry) -> list[dict[str, Any]]:
+    """The entry's service guide as the console shows it: the aspects with text, in guide order.
+
+    Each carries its read-aloud sentences, which begin with the aspect's name so the caller
+    hears what follows ("申请材料：身份证……").
+    """
+    return [
+        {
+            "name": aspect.name,
+            "label": aspect.label,
+            "text": text,
+            "spoken": sentences(speakable(f"{aspect.label}：{text}")),
+        }
+        for aspect, text in entry.guide.items()
+    ]
+
+
 def hit_json(hit: Hit) -> dict[str, Any]:
-    """One search hit as the console shows it: the entry, its scores and its read-aloud version."""
+    """One search hit as the console shows it: the entry, its scores, its read-aloud version and its guide."""
     entry = hit.entry
     source = {
         "department": entry.department,
@@ -97,6 +114,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "effective_date": source["effective_date"] or None,
         "expiry_date": entry.expiry_date.isoformat() if entry.expiry_date else None,
         "regions": [str(r) for r in entry.regions],
+        "guide": guide_json(entry),
     }
 
 

@@ -1,4 +1,5 @@
-/* Operator console: answers while the operator types, copy / read-aloud / report per answer, work orders.
+/* Operator console: answers while the operator types, copy / read-aloud / report per answer, each answer's
+   service guide (办事指南) folded under it, work orders.
    Every value from the server is inserted with textContent, never as HTML: answers and work orders may hold
    hostile text. Links only from http(s) policy URLs and the server's own relative work-order paths. */
 (function () {
@@ -233,6 +234,35 @@
     return dl;
   }
 
+  function guideItems(hit) {
+    return (hit.guide || []).filter(function (g) { return g && g.label && g.text; });
+  }
+
+  // The service guide (办事指南): collapsed under the answer, one row per aspect that has text.
+  function guideBlock(hit, n) {
+    var items = guideItems(hit);
+    if (!items.length) { return null; }
+    var box = el("details", "guide");
+    box.id = "hit-" + n + "-guide";
+    box.appendChild(el("summary", "", "办事指南（" + items.length + "项：" +
+      items.map(function (g) { return g.label; }).join("、") + "）"));
+    var dl = el("dl", "guide-list");
+    items.forEach(function (g) {
+      var dt = el("dt", "", g.label);
+      dt.dataset.aspect = String(g.name || "");
+      dl.appendChild(dt);
+      dl.appendChild(el("dd", "answer", g.text));
+    });
+    box.appendChild(dl);
+    return box;
+  }
+
+  function withGuide(hit) {
+    var parts = [String(hit.answer || "")];
+    guideItems(hit).forEach(function (g) { parts.push(g.label + "：" + g.text); });
+    return parts.join("\n\n");
+  }
+
   function card(hit, index, data) {
     var n = index + 1;
     var art = el("article", "card hit");
@@ -254,6 +284,8 @@
       art.appendChild(el("p", "matched muted", "匹配问法：" + hit.matched_phrasing));
     }
     art.appendChild(el("div", "answer", hit.answer));
+    var guide = guideBlock(hit, n);
+    if (guide) { art.appendChild(guide); }
 
     var spoken = el("div", "spoken");
     spoken.id = "hit-" + n + "-spoken";
@@ -262,6 +294,15 @@
     var lines = el("ol");
     (hit.spoken || []).forEach(function (s) { lines.appendChild(el("li", "", s)); });
     spoken.appendChild(lines);
+    var aspects = guideItems(hit);
+    if (aspects.length) {
+      spoken.appendChild(el("strong", "", "办事指南（来电人追问时照读）"));
+      var guideLines = el("ol", "guide-spoken");
+      aspects.forEach(function (g) {
+        (g.spoken || [g.label + "：" + g.text]).forEach(function (s) { guideLines.appendChild(el("li", "", s)); });
+      });
+      spoken.appendChild(guideLines);
+    }
     art.appendChild(spoken);
     art.appendChild(metaList(hit));
 
@@ -295,7 +336,14 @@
     var wrong = button("未找到/答案有误", "wrong");
     wrong.setAttribute("aria-expanded", "false");
     wrong.addEventListener("click", function () { openReport(art, wrong, hit, data); });
-    [copy, read, used, wrong].forEach(function (b) { actions.appendChild(b); });
+    var buttons = [copy];
+    if (aspects.length) {
+      var copyAll = button("复制答案和办事指南", "copy-guide");
+      copyAll.addEventListener("click", function () { copyAnswer(index, true); });
+      buttons.push(copyAll);
+    }
+    [read, used, wrong].forEach(function (b) { buttons.push(b); });
+    buttons.forEach(function (b) { actions.appendChild(b); });
     art.appendChild(actions);
     return art;
   }
@@ -328,12 +376,13 @@
     return Promise.resolve(fallbackCopy(text));
   }
 
-  function copyAnswer(index) {
+  function copyAnswer(index, guide) {
     var hits = (state.data && state.data.hits) || [];
     var hit = hits[index];
     if (!hit) { announce("没有第" + (index + 1) + "条答案"); return; }
-    copyText(hit.answer).then(function (ok) {
-      announce(ok ? "已复制第" + (index + 1) + "条答案" : "复制失败，请手动选中答案复制");
+    var what = guide ? "答案和办事指南" : "答案";
+    copyText(guide ? withGuide(hit) : hit.answer).then(function (ok) {
+      announce(ok ? "已复制第" + (index + 1) + "条" + what : "复制失败，请手动选中答案复制");
     });
   }
 
