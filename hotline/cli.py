@@ -589,6 +589,68 @@ def bench_scale(ctx: Context, sizes: str, queries: int, index_types: tuple[str, 
         click.echo(json.dumps(report, ensure_ascii=False))
 
 
+@bench.command("dialogue")
+@click.option(
+    "--kb",
+    "kb_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Knowledge base file (any import format; every entry is imported, distractors too).",
+)
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Labelled queries (JSON Lines: query, gold_id).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N queries.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Questions in flight.")
+@click.option("--details", type=click.Path(dir_okay=False, path_type=Path), help="One JSON line per question here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table to stderr and one JSON object last on stdout.")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path(__file__).resolve().parents[1],
+    show_default="this checkout",
+    help="The hotline-qa checkout (holds scripts/bot.sh, bot/, .venv and .venv-rasa).",
+)
+@pass_ctx
+def bench_dialogue(
+    ctx: Context,
+    kb_file: Path,
+    queries: Path,
+    limit: int | None,
+    concurrency: int,
+    details: Path | None,
+    as_json: bool,
+    root: Path,
+) -> None:
+    """Every question through the real bot (own action server and Rasa on a temporary copy of the KB):
+    answered / offered right or wrong, no answer, turned away, errors, latency."""
+    import os
+
+    from hotline.bench_dialogue import BenchError, format_report, run_dialogue
+    from knowledge_base.errors import ImportRejected
+
+    try:
+        report = run_dialogue(
+            kb_file,
+            queries,
+            settings=ctx.settings,
+            root=root.resolve(),
+            environ=os.environ,
+            limit=limit,
+            concurrency=concurrency,
+            details=details,
+            log=lambda m: click.echo(m, err=True),
+        )
+    except (BenchError, ValueError, ImportRejected) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_report(report), err=as_json)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+
+
 # -- staff accounts and the web app ---------------------------------------------
 
 
