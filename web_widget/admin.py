@@ -19,7 +19,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from knowledge_base.errors import EntryNotFound, ImportRejected, InvalidEntry, KnowledgeBaseError, StaleVersion
+from knowledge_base.errors import (
+    EntryNotFound,
+    ImportProblem,
+    ImportRejected,
+    InvalidEntry,
+    KnowledgeBaseError,
+    StaleVersion,
+)
 from knowledge_base.fields import FIELDS_BY_NAME, GUIDE_FIELDS, parse_date
 from knowledge_base.records import Entry, PolicyBasis, Region, ServiceGuide, Status
 from knowledge_base.staff.accounts import User
@@ -556,6 +563,17 @@ def export() -> ResponseReturnValue:
     return send_file(io.BytesIO(data), as_attachment=True, download_name=name)
 
 
+def _problem_text(problem: ImportProblem, filename: str) -> str:
+    """One import problem as staff read it: file, row as the spreadsheet shows it, column by its Chinese header."""
+    where = [filename]
+    if problem.row is not None:
+        where.append(f"第 {problem.row} 行")
+    if problem.column:
+        field = FIELDS_BY_NAME.get(problem.column)
+        where.append(f"「{field.label}」列" if field else f"{problem.column} 列")
+    return f"{'，'.join(where)}：{problem.message}"
+
+
 @admin.post("/import")
 @login_required("reviewer")
 def import_file() -> ResponseReturnValue:
@@ -576,7 +594,7 @@ def import_file() -> ResponseReturnValue:
             entries = read_entries(path, encoding=encoding)
             summary = services().kb.import_entries(entries, author=_user().username)
         except ImportRejected as exc:
-            problems = [str(p).replace(str(path), upload.filename) for p in exc.problems[:200]]
+            problems = [_problem_text(p, upload.filename) for p in exc.problems[:200]]
             _audit("kb.import.rejected", upload.filename, {"problems": len(exc.problems)})
             return render_template("admin/transfer.html", problems=problems, total=len(exc.problems), summary=None), 400
         except (InvalidEntry, ValueError, KnowledgeBaseError) as exc:
