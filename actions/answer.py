@@ -1,4 +1,4 @@
-"""Answering from the knowledge base: answer, "您是想问……" choice, region, follow-ups and feedback.
+"""Answering from the knowledge base: answer, "您是想问……" choice, region, follow-ups, aspects and feedback.
 
 Every action catches its own failures: a citizen gets a polite message and a way to
 a human, never silence or a stack trace.
@@ -16,6 +16,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import replies, runtime
 from actions.context import cities_that_differ, follow_up_query, is_follow_up
+from actions.routing import NoAnswerReply, split_preamble, when_kb_has_nothing
+from knowledge_base.plain.aspects import Aspect, follow_up_aspect
 
 if TYPE_CHECKING:
     from rasa_sdk.types import DomainDict
@@ -92,13 +94,16 @@ def utter_entry(dispatcher: CollectingDispatcher, entry: Entry, kb_version: int)
     ]
 
 
-def answer(dispatcher: CollectingDispatcher, tracker: Tracker, question: str) -> list[EventType]:
-    """Search and reply according to the decision. Synchronous: run it in a worker thread."""
+def answer(
+    dispatcher: CollectingDispatcher, tracker: Tracker, question: str, result: SearchResult | None = None
+) -> list[EventType]:
+    """Search (unless ``result`` is that search) and reply according to the decision. Synchronous:
+    run it in a worker thread."""
     rt = runtime.get()
-    previous = tracker.get_slot("last_entry_question")
-    query = follow_up_query(previous, question) if previous and is_follow_up(question) else question
     region = _region(tracker)
-    result = _search(rt, query, region)
+    query = _query(tracker, question)
+    if result is None:
+        result = _search(rt, query, region)
     _log(rt, tracker, query, result)
     events: list[EventType] = [SlotSet("region", region)] if region and not tracker.get_slot("region") else []
     decision = result.decision.value
@@ -128,19 +133,164 @@ def answer(dispatcher: CollectingDispatcher, tracker: Tracker, question: str) ->
     return [*events, SlotSet("failed_attempts", failures), SlotSet("pending_query", query)]
 
 
+def _query(tracker: Tracker, question: str) -> str:
+    """What to search for: a short follow-up ("那如果是外地户口呢") takes its topic from the entry in context."""
+    previous = tracker.get_slot("last_entry_question")
+    return follow_up_query(previous, question) if previous and is_follow_up(question) else question
+
+
+def respond(
+    dispatcher: CollectingDispatcher, tracker: Tracker, question: str, intent: str, confidence: float
+) -> list[EventType]:
+    """A typed message: an aspect of the entry in context, the knowledge base's reply, or else the dialogue act's."""
+    aspect = follow_up_aspect(question)
+    if aspect is not None:
+        return answer_aspect(dispatcher, tracker, aspect)
+    rt = runtime.get()
+    result = _search(rt, _query(tracker, question), _region(tracker))
+    if result.decision.value != "no_answer":
+        return answer(dispatcher, tracker, question, result)
+    best_dense = result.best.dense if result.best else None
+    reply = when_kb_has_nothing(intent, confidence, question, best_dense)
+    if reply is NoAnswerReply.DIALOGUE_ACT:
+        return dialogue_act(dispatcher, tracker, intent)
+    if reply is NoAnswerReply.OUT_OF_SCOPE:
+        log.info("out of scope channel=%s sender=%s best=%s", _channel(tracker), tracker.sender_id, best_dense)
+        dispatcher.utter_message(response="utter_out_of_scope")
+        return []
+    return answer(dispatcher, tracker, question, result)
+
+
+_ACT_RESPONSES = {
+    "greet": "utter_greet",
+    "goodbye": "utter_goodbye",
+    "thank": "utter_you_are_welcome",
+    "affirm": "utter_how_can_i_help",
+    "give_phone": "utter_how_can_i_help",
+    "give_name": "utter_how_can_i_help",
+    "deny": "utter_ask_rephrase",
+    "out_of_scope": "utter_out_of_scope",
+}
+
+
+def dialogue_act(dispatcher: CollectingDispatcher, tracker: Tracker, intent: str) -> list[EventType]:
+    """The reply to a turn of the conversation that is not a question (or to a button)."""
+    if intent in ("feedback_useful", "feedback_useless"):
+        return feedback(dispatcher, tracker, useful=intent == "feedback_useful")
+    if intent == "show_answer":
+        return show_whole_answer(dispatcher, tracker)
+    response = _ACT_RESPONSES.get(intent)
+    if response is None:
+        dispatcher.utter_message(text=replies.ASK_REPHRASE)
+    else:
+        dispatcher.utter_message(response=response)
+    return []
+
+
+def _entry_in_context(tracker: Tracker) -> Entry | None:
+    """The entry the citizen was last answered with, if it is still served."""
+    from datetime import date
+
+    from knowledge_base.errors import EntryNotFound
+
+    key = tracker.get_slot("last_entry_key")
+    if not key:
+        return None
+    try:
+        entry = runtime.get().kb.store.get_by_key(str(key))
+    except EntryNotFound:
+        return None
+    return entry if entry.in_effect(date.today()) else None
+
+
+def answer_aspect(dispatcher: CollectingDispatcher, tracker: Tracker, aspect: Aspect) -> list[EventType]:
+    """A follow-up such as "要带什么材料": that part of the service guide of the entry in context."""
+    entry = _entry_in_context(tracker)
+    if entry is None:
+        dispatcher.utter_message(text=replies.WHICH_SERVICE.format(label=aspect.label))
+        return []
+    text = entry.guide.get(aspect.name)
+    log.info("aspect sender=%s entry=%s aspect=%s found=%s", tracker.sender_id, entry.key, aspect.name, bool(text))
+    if not text:
+        dispatcher.utter_message(
+            text=replies.ASPECT_MISSING.format(question=entry.question, label=aspect.label),
+            buttons=replies.whole_answer_buttons(),
+        )
+        return []
+    dispatcher.utter_message(
+        text=replies.ASPECT_ANSWER.format(question=entry.question, label=aspect.label, text=text),
+        buttons=replies.feedback_buttons(),
+    )
+    dispatcher.utter_message(json_message=replies.source_of(entry))
+    return []
+
+
+def show_whole_answer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """The "查看完整答复" button: the whole answer of the entry in context."""
+    entry = _entry_in_context(tracker)
+    if entry is None:
+        dispatcher.utter_message(text=replies.ASK_REPHRASE)
+        return []
+    return utter_entry(dispatcher, entry, runtime.get().kb.kb_version)
+
+
+def feedback(dispatcher: CollectingDispatcher, tracker: Tracker, *, useful: bool) -> list[EventType]:
+    """有用 / 没用 after an answer, recorded against the entry and the KB version."""
+    key = tracker.get_slot("last_entry_key")
+    if not key:
+        dispatcher.utter_message(text="请先告诉我您想咨询的问题。")
+        return []
+    try:
+        rt = runtime.get()
+        rt.interactions.record_feedback(
+            channel=_channel(tracker),
+            sender_id=tracker.sender_id,
+            entry_key=key,
+            kb_version=int(tracker.get_slot("last_kb_version") or rt.kb.kb_version),
+            useful=useful,
+        )
+        log.info("feedback sender=%s entry=%s useful=%s", tracker.sender_id, key, useful)
+    except Exception:
+        log.exception("feedback could not be recorded for sender %s", tracker.sender_id)
+    if useful:
+        dispatcher.utter_message(text=replies.FEEDBACK_THANKS)
+    else:
+        dispatcher.utter_message(text=replies.FEEDBACK_SORRY, buttons=replies.handoff_buttons())
+    return []
+
+
 class ActionAnswer(Action):
-    """Answer the citizen's question from the knowledge base."""
+    """Every typed message and every button outside a form: the knowledge base first, then the dialogue act.
+
+    The rules send every intent but 转人工, a region, and a choice here: the intent
+    classifier only chooses the reply when the knowledge base has nothing (see
+    :mod:`actions.routing`).
+    """
 
     def name(self) -> str:
         return "action_answer"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        question = (tracker.latest_message.get("text") or "").strip()
-        if not question or question.startswith("/"):
-            dispatcher.utter_message(text=replies.ASK_REPHRASE)
-            return []
+        text = (tracker.latest_message.get("text") or "").strip()
+        intent = tracker.latest_message.get("intent") or {}
+        intent_name = str(intent.get("name") or "")
+        confidence = float(intent.get("confidence") or 0.0)
         try:
-            return await asyncio.to_thread(answer, dispatcher, tracker, question)
+            if text.startswith("/"):  # a button: its payload names the intent exactly
+                return await asyncio.to_thread(dialogue_act, dispatcher, tracker, intent_name)
+            said = split_preamble(text)
+            events: list[EventType] = [SlotSet("contact_name", said.name)] if said.name else []
+            if not said.question:
+                if said.name:
+                    dispatcher.utter_message(text=replies.GREET_BY_NAME.format(name=said.name))
+                elif said.greeted:
+                    dispatcher.utter_message(response="utter_greet")
+                else:
+                    dispatcher.utter_message(text=replies.ASK_QUESTION)
+                return events
+            return events + await asyncio.to_thread(
+                respond, dispatcher, tracker, said.question, intent_name, confidence
+            )
         except Exception:
             log.exception("action_answer failed for sender %s", tracker.sender_id)
             dispatcher.utter_message(text=replies.SORRY_BROKEN, buttons=replies.handoff_buttons())
@@ -216,34 +366,3 @@ class ActionSetRegion(Action):
             log.exception("action_set_region failed for sender %s", tracker.sender_id)
             dispatcher.utter_message(text=replies.SORRY_BROKEN, buttons=replies.handoff_buttons())
             return []
-
-
-class ActionFeedback(Action):
-    """有用 / 没用 after an answer, recorded against the entry and the KB version."""
-
-    def name(self) -> str:
-        return "action_feedback"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        useful = tracker.latest_message.get("intent", {}).get("name") == "feedback_useful"
-        key = tracker.get_slot("last_entry_key")
-        if not key:
-            dispatcher.utter_message(text="请先告诉我您想咨询的问题。")
-            return []
-        try:
-            rt = runtime.get()
-            rt.interactions.record_feedback(
-                channel=_channel(tracker),
-                sender_id=tracker.sender_id,
-                entry_key=key,
-                kb_version=int(tracker.get_slot("last_kb_version") or rt.kb.kb_version),
-                useful=useful,
-            )
-            log.info("feedback sender=%s entry=%s useful=%s", tracker.sender_id, key, useful)
-        except Exception:
-            log.exception("feedback could not be recorded for sender %s", tracker.sender_id)
-        if useful:
-            dispatcher.utter_message(text=replies.FEEDBACK_THANKS)
-        else:
-            dispatcher.utter_message(text=replies.FEEDBACK_SORRY, buttons=replies.handoff_buttons())
-        return []

@@ -104,13 +104,16 @@ TOPIC_FREE_CHARS = 1
 
 
 def asked_aspect(text: str) -> Aspect | None:
-    """The aspect a message mentions (first cue found in :data:`ASPECTS` order), whatever else it says.
+    """The aspect a message names by its label, else the first whose cue it holds, whatever else it says.
 
     >>> asked_aspect("居住证办理需要多长时间").name
     'time_limit'
     >>> asked_aspect("社保卡丢了") is None
     True
     """
+    for aspect in ASPECTS:
+        if aspect.label in text:
+            return aspect
     for aspect in ASPECTS:
         if any(cue in text for cue in aspect.cues):
             return aspect
@@ -133,9 +136,9 @@ def follow_up_aspect(text: str) -> Aspect | None:
     if aspect is None:
         return None
     rest = stripped
-    for cue in sorted((c for a in ASPECTS for c in a.cues), key=len, reverse=True):
-        rest = rest.replace(cue, "")
     for aspect_label in (a.label for a in ASPECTS):
         rest = rest.replace(aspect_label, "")
+    for cue in sorted((c for a in ASPECTS for c in a.cues), key=len, reverse=True):
+        rest = rest.replace(cue, "")
     rest = _FILLER.sub("", rest)
     return aspect if len(rest) <= TOPIC_FREE_CHARS else None

@@ -31,6 +31,9 @@ _DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 # Numbers of five digits or more (phone, hotline and work-order numbers) are read digit by digit.
 _LONG_NUMBER = re.compile(r"[A-Z]{0,3}\d{5,}")
 _DIGITS = "零一二三四五六七八九"
+_SENTENCE_ENDS = ("。", "！", "？")
+_PILED_UP = re.compile(r"[，、：；,:;\s]*([。！？])[。！？，、：；,:;\s]*")
+_WORD = re.compile(r"[^\W_]")
 
 
 def _spell(number: str) -> str:
@@ -47,7 +50,7 @@ def speakable(text: str) -> str:
         text: a written answer or bot message.
 
     Returns:
-        The text to speak, ending with 。 (empty for empty text).
+        The text to speak, ending with 。！or ？ (empty when nothing in it can be spoken).
 
     Example:
         >>> speakable("自2024-01-01起施行\\n**注意**带上身份证")
@@ -58,7 +61,12 @@ def speakable(text: str) -> str:
     text = _DATE.sub(lambda m: f"{int(m[1])}年{int(m[2])}月{int(m[3])}日", text)
     text = _LONG_NUMBER.sub(lambda m: _spell(m[0]), text)
     text = re.sub(r"[（(]\s*[)）]", "", text)
-    return re.sub(r"\s*\n+\s*", "。", text).strip("。 ") + ("。" if text.strip() else "")
+    text = re.sub(r"\s*\n+\s*", "。", text)
+    # A line break after "：" or "。" must not leave "：。" or "。。" behind: one sentence end is enough.
+    text = _PILED_UP.sub(lambda m: m[1], text).strip("。，、：；,:; ")
+    if not _WORD.search(text):
+        return ""
+    return text if text.endswith(_SENTENCE_ENDS) else text + "。"
 
 
 def sentences(text: str) -> list[str]:
@@ -68,7 +76,8 @@ def sentences(text: str) -> list[str]:
         text: speakable text (see :func:`speakable`).
 
     Returns:
-        The sentences in order; joined they give ``text`` back without its outer whitespace.
+        The sentences in order, none of them punctuation only; joined they give ``text`` back without
+        its outer whitespace and its fragments of punctuation only.
 
     Example:
         >>> sentences("先预约。再到窗口办理！")
@@ -81,9 +90,9 @@ def sentences(text: str) -> list[str]:
             cut = part.rindex("，", 0, MAX_SENTENCE) + 1
             out.append(part[:cut])
             part = part[cut:].strip()
-        if part:
-            out.append(part)
-    return out
+        out.append(part)
+    # Never a fragment of punctuation only: a caller would hear a pause and nothing else.
+    return [part for part in out if _WORD.search(part)]
 
 
 def spoken_source(source: Mapping[str, Any]) -> str:

@@ -9,8 +9,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
-from actions.answer import ActionAnswer, ActionChooseEntry, ActionFeedback
+from actions.answer import ActionAnswer, ActionChooseEntry
 from actions.handoff import ActionCreateWorkOrder, ValidateHandoffForm
+from knowledge_base.records import ServiceGuide
 from knowledge_base.staff.interactions import InteractionStore
 
 pytestmark = pytest.mark.unit
@@ -90,8 +91,88 @@ def test_choose_entry_only_accepts_offered_candidates(live):
 
 def test_feedback_is_recorded(live):
     t = tracker("没用", intent="feedback_useless", slots={"last_entry_key": "T-SB-1", "last_kb_version": 3.0})
-    run(ActionFeedback(), t)
+    run(ActionAnswer(), t)
     assert live.feedback("T-SB-1")[0]["useful"] == 0 and live.feedback("T-SB-1")[0]["kb_version"] == 3
+
+
+def slots_of(events: list) -> dict:
+    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+@pytest.mark.parametrize(
+    "text", ["你好，我想问一下怎么查询社保缴费记录", "您好怎么查询社保缴费记录", "问下，怎么查询社保缴费记录"]
+)
+def test_a_greeting_in_front_of_a_question_answers_the_question(live, text):
+    dispatcher, events = run(ActionAnswer(), tracker(text, intent="greet"))
+    assert slots_of(events)["last_entry_key"] == "T-SB-1"
+    assert dispatcher.messages[0]["text"].startswith("登录粤省事")
+
+
+def test_a_name_in_front_of_a_question_is_kept_for_the_work_order(live):
+    _dispatcher, events = run(ActionAnswer(), tracker("我叫王五，怎么查询社保缴费记录", intent="give_name"))
+    assert slots_of(events)["contact_name"] == "王五"
+    assert slots_of(events)["last_entry_key"] == "T-SB-1"
+
+
+def test_a_name_alone_is_greeted_by_name(live):
+    dispatcher, events = run(ActionAnswer(), tracker("我叫王五", intent="give_name"))
+    assert slots_of(events) == {"contact_name": "王五"}
+    assert dispatcher.messages[0]["text"].startswith("王五您好")
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "response"),
+    [
+        ("你好", "greet", "utter_greet"),
+        ("好的", "affirm", "utter_how_can_i_help"),
+        ("谢谢你", "thank", "utter_you_are_welcome"),
+        ("讲个笑话", "out_of_scope", "utter_out_of_scope"),
+        ("/deny", "deny", "utter_ask_rephrase"),
+    ],
+)
+def test_dialogue_acts_are_answered_when_the_knowledge_base_has_nothing(live, text, intent, response):
+    dispatcher, _ = run(ActionAnswer(), tracker(text, intent=intent))
+    assert dispatcher.messages[0]["response"] == response
+    assert live.answer_log() == []  # small talk does not fill the queue of unanswered questions
+
+
+def test_the_knowledge_base_answers_whatever_the_classifier_said(live):
+    _dispatcher, events = run(ActionAnswer(), tracker("怎么查询社保缴费记录", intent="out_of_scope"))
+    assert slots_of(events)["last_entry_key"] == "T-SB-1"
+
+
+def test_a_government_question_the_knowledge_base_lacks_is_not_turned_away(live):
+    dispatcher, _ = run(ActionAnswer(), tracker("残疾人两项补贴每个月发多少钱呢请告诉我", intent="affirm"))
+    assert "知识库里暂时没有找到" in dispatcher.messages[0]["text"]
+
+
+@pytest.fixture
+def guided(live, fake_kb):
+    entry = fake_kb.store.get_by_key("T-SB-1")
+    fake_kb.store.update(entry.replace(guide=ServiceGuide(materials="身份证原件。\n社保卡。")), author="tester")
+    return live
+
+
+def test_an_aspect_follow_up_answers_that_aspect_of_the_entry_in_context(guided):
+    context = {"last_entry_key": "T-SB-1", "last_entry_question": "怎么查询社保缴费记录"}
+    dispatcher, _ = run(ActionAnswer(), tracker("那要带什么材料？", slots=context))
+    assert dispatcher.messages[0]["text"] == "「怎么查询社保缴费记录」的申请材料：\n身份证原件。\n社保卡。"
+    assert dispatcher.messages[1]["custom"]["entry_key"] == "T-SB-1"
+
+
+def test_a_missing_aspect_is_said_and_the_whole_answer_or_a_human_offered(guided):
+    context = {"last_entry_key": "T-SB-1", "last_entry_question": "怎么查询社保缴费记录"}
+    dispatcher, _ = run(ActionAnswer(), tracker("要多久", slots=context))
+    assert "没有单独列出办理时限" in dispatcher.messages[0]["text"]
+    payloads = [b["payload"] for b in dispatcher.messages[0]["buttons"]]
+    assert payloads == ["/show_answer", "/request_human"]
+    whole, _events = run(ActionAnswer(), tracker("/show_answer", intent="show_answer", slots=context))
+    assert whole.messages[0]["text"].startswith("登录粤省事")
+
+
+def test_an_aspect_follow_up_without_an_entry_in_context_asks_which_service(live):
+    dispatcher, events = run(ActionAnswer(), tracker("在哪里办"))
+    assert "哪项业务的办理地点" in dispatcher.messages[0]["text"] and events == []
 
 
 @pytest.mark.parametrize(

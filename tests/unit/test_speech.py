@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import bot.channels.speech as channel_speech
 from knowledge_base.plain import speech
@@ -121,3 +123,48 @@ def test_speech_imports_only_the_standard_library():
     )
     # The package stays light: importing one plain module loads nothing else of ours.
     assert loaded.stdout.strip() == "['knowledge_base', 'knowledge_base.plain', 'knowledge_base.plain.speech']"
+
+
+def _spoken_everywhere(text: str) -> list[str]:
+    return channel_speech.to_speech([{"text": text}])["speech"]
+
+
+@pytest.fixture(scope="module")
+def sample_texts() -> list[tuple[str, str]]:
+    from knowledge_base.transfer import read_entries
+
+    entries = read_entries(REPO / "knowledge_base" / "sample" / "guangdong_kb.yaml")
+    texts = [(f"{e.key} 答案", e.answer) for e in entries]
+    texts += [(f"{e.key} {aspect.label}", text) for e in entries for aspect, text in e.guide.items()]
+    return texts
+
+
+def test_no_spoken_fragment_of_any_sample_answer_or_aspect_is_punctuation_only(sample_texts):
+    """Property over the whole sample knowledge base: what the hotline speaks is words, never a bare 。."""
+    import re
+
+    assert len(sample_texts) > 182
+    for where, text in sample_texts:
+        spoken = _spoken_everywhere(text)
+        assert spoken, where
+        for sentence in spoken:
+            assert re.search(r"[^\W_]", sentence), (where, sentence)
+            assert "http" not in sentence and "。。" not in sentence and "：。" not in sentence, (where, sentence)
+
+
+def test_the_clarification_is_spoken_as_a_question_with_its_options():
+    from actions import replies
+
+    said = channel_speech.to_speech(
+        [{"text": replies.CHOOSE_PROMPT, "buttons": [{"title": "社保卡丢了怎么补办", "payload": "/choose_entry"}]}]
+    )
+    assert said["speech"][0] == "您是想问下面哪个问题？"
+    assert said["prompt"].startswith("社保卡丢了怎么补办请按1")
+
+
+@given(st.text(alphabet=st.sampled_from(list("。：，、？！\n 社保a1😀（）")), max_size=40))
+def test_no_fragment_is_punctuation_only_whatever_the_text(text):
+    import re
+
+    for sentence in sentences(speakable(text)):
+        assert re.search(r"[^\W_]", sentence), (text, sentence)
