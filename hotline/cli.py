@@ -484,16 +484,13 @@ def _embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
     "--kb",
     "kb_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=SAMPLE_KB,
-    show_default=True,
-    help="Knowledge base file (any import format).",
+    help="Fit this knowledge-base file (any import format) instead of the configured database.",
 )
 @click.option(
     "--queries",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=SAMPLE_QUERIES,
-    show_default=True,
-    help="Labelled queries (JSON Lines: query, gold_id or null).",
+    help="Fit on labelled queries (JSON Lines: query, gold_id or null) instead of leaving out the KB's own "
+    f"similar questions one at a time (e.g. the sample's: {SAMPLE_QUERIES}).",
 )
 @click.option(
     "--max-wrong",
@@ -502,15 +499,47 @@ def _embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
     type=click.FloatRange(0, 1),
     help="Largest share of direct answers allowed to be wrong.",
 )
+@click.option(
+    "--save",
+    is_flag=True,
+    help="Keep the fit in the database as pending, for a reviewer to apply in the admin (检索校准).",
+)
 @pass_ctx
-def calibrate(ctx: Context, kb_file: Path, queries: Path, max_wrong: float) -> None:
-    """Print the precision/coverage trade-off of the answer thresholds and recommend values."""
-    from hotline.calibration import run_calibration
+def calibrate(ctx: Context, kb_file: Path | None, queries: Path | None, max_wrong: float, save: bool) -> None:
+    """Fit the lexical weight and the answer thresholds of the knowledge base, and report the fit.
 
-    report = run_calibration(
-        kb_file, queries, settings=ctx.settings, embedder_for=_embedder_for, max_wrong_rate=max_wrong
-    )
-    click.echo(report)
+    Without --queries, each similar question is searched with itself left out of the index
+    (leave one wording out), its entry being the right answer.
+    """
+    import getpass
+
+    from hotline.bench import open_file_kb
+    from hotline.calibration import describe, run_calibration
+    from hotline.evaluation import read_queries
+
+    if save and kb_file is not None:
+        raise click.UsageError("--save keeps a fit for the configured database: run it without --kb")
+    try:
+        labelled = read_queries(queries) if queries is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--queries") from None
+    if kb_file is not None:
+        kb = open_file_kb(kb_file, ctx.settings, _embedder_for(ctx.settings), progress=True)
+    else:
+        kb = _open_kb(ctx)
+    try:
+        fit = run_calibration(
+            kb, labelled, queries_name=queries.name if queries else "", max_wrong_rate=max_wrong, progress=True
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(describe(fit, kb, max_wrong_rate=max_wrong))
+    if save:
+        from knowledge_base.factory import open_database
+        from knowledge_base.search.calibration import CalibrationStore
+
+        CalibrationStore(open_database(ctx.settings)).save_pending(fit.calibration(by=f"{getpass.getuser()}（命令行）"))
+        click.echo("saved as pending: a reviewer applies it in the admin (检索校准), or keeps the current values")
 
 
 @main.group()

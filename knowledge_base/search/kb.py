@@ -576,7 +576,7 @@ class KnowledgeBase:
             wordings.extend(Wording(entry_id, entry.key, text) for text in dict.fromkeys(entry.similar_questions))
         return wordings, skipped
 
-    def held_out_evidence(self, wordings: Sequence[Wording], *, top_k: int = 10) -> Iterator[Evidence]:
+    def held_out_evidence(self, wordings: Sequence[Wording], *, top_k: int = 10) -> Iterator[tuple[Wording, Evidence]]:
         """Search each wording with itself left out of the dense and the lexical index: leave-one-out.
 
         Nothing is rebuilt: each wording's stored vector is read back from the index and its own
@@ -588,9 +588,9 @@ class KnowledgeBase:
         for wording in wordings:
             fid = index.fids_of(wording.entry_id).get(wording.text)
             if fid is None:
-                continue  # changed since it was listed
+                continue  # edited since it was listed: not a question any more
             vector = index.vectors([fid])
-            yield self._evidence(index, wording.text, vector, top_k, held_out=wording)
+            yield wording, self._evidence(index, wording.text, vector, top_k, held_out=wording)
 
     def evidence(self, query: str, *, top_k: int = 10) -> Evidence:
         """One question's dense and lexical scores, ready to be ranked at any lexical weight."""
