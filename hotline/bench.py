@@ -28,7 +28,7 @@ from hotline.evaluation import (
     read_queries,
     retrieval_metrics,
 )
-from knowledge_base.records import Status
+from knowledge_base.records import Entry, Status
 from knowledge_base.search.embedder import Embedder
 from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.search.lexical import BM25Index
@@ -135,25 +135,7 @@ def run_retrieval(
         }
         log(_line(name, report["configs"][name]))
     log("[bm25] ranking by BM25 alone (jieba cut_for_search words of the normalised text)")
-    started = time.perf_counter()
-    today = date.today()
-    served = [e for e in entries if e.in_effect(today)]
-    bm25 = BM25Index()
-    owners: dict[int, str] = {}
-    for entry in served:
-        for phrasing in entry.phrasings():
-            owners[len(owners)] = entry.key
-            bm25.add(len(owners) - 1, normaliser.tokens(phrasing))
-    lexical_build = time.perf_counter() - started
-    results, latencies = [], []
-    for q in _progress(queries, progress, "bm25 queries"):
-        started = time.perf_counter()
-        best: dict[str, float] = {}
-        for doc_id, score in bm25.search(normaliser.tokens(q.query), 100):
-            best.setdefault(owners[doc_id], score)
-        ranked = sorted(best.items(), key=lambda item: -item[1])[:10]
-        latencies.append((time.perf_counter() - started) * 1000)
-        results.append(Ranked(q.gold, tuple(k for k, _ in ranked), tuple(s for _, s in ranked)))
+    results, latencies, lexical_build = bm25_alone(entries, queries, normaliser, progress=progress)
     report["configs"]["bm25"] = {
         **retrieval_metrics(results),
         "latency_ms_p50": percentile(latencies, 50),
@@ -173,6 +155,139 @@ def run_retrieval(
         command=" ".join(["hotline", *sys.argv[1:]]),
     )
     return report
+
+
+def bm25_alone(
+    entries: list[Entry], queries: list[LabelledQuery], normaliser: TextNormaliser, *, progress: bool = False
+) -> tuple[list[Ranked], list[float], float]:
+    """The BM25-alone baseline over every phrasing: outcomes, per-query milliseconds, build seconds."""
+    started = time.perf_counter()
+    today = date.today()
+    bm25 = BM25Index()
+    owners: dict[int, str] = {}
+    for entry in entries:
+        if not entry.in_effect(today):
+            continue
+        for phrasing in entry.phrasings():
+            owners[len(owners)] = entry.key
+            bm25.add(len(owners) - 1, normaliser.tokens(phrasing))
+    build_s = time.perf_counter() - started
+    results, latencies = [], []
+    for q in _progress(queries, progress, "bm25 queries"):
+        started = time.perf_counter()
+        best: dict[str, float] = {}
+        for doc_id, score in bm25.search(normaliser.tokens(q.query), 100):
+            best.setdefault(owners[doc_id], score)
+        ranked = sorted(best.items(), key=lambda item: -item[1])[:10]
+        latencies.append((time.perf_counter() - started) * 1000)
+        results.append(Ranked(q.gold, tuple(k for k, _ in ranked), tuple(s for _, s in ranked)))
+    return results, latencies, build_s
+
+
+def run_lexical(
+    kb_files: list[Path],
+    queries_file: Path | None,
+    *,
+    settings: Settings,
+    embedder: Embedder,
+    limit: int | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Lexical evidence side by side, per knowledge-base file: plain e5, BM25 alone, the default, the fitted weight.
+
+    Each query is searched once and ranked at every weight (the same fusion a search runs).
+    The fitted weight is the knowledge base's own leave-one-wording-out fit when its entries
+    have similar questions; otherwise it is cross-fitted on the queries (two folds split by
+    right entry: the weight chosen on one fold is measured on the other), so no query is
+    scored at a weight chosen on itself.
+    """
+    from knowledge_base.search.fitting import LEXICAL_WEIGHTS, best_weight, fit_held_out, rank, sweep_weights
+    from knowledge_base.transfer import read_entries
+
+    queries = read_queries(queries_file, limit=limit) if queries_file is not None else []
+    wrap = _bar if progress else _no_bar
+    rows = []
+    for kb_file in kb_files:
+        log(f"[{kb_file.name}] indexing")
+        entries = read_entries(kb_file)
+        kb = open_file_kb(kb_file, settings, embedder, progress=progress)
+        row: dict[str, Any] = {
+            "kb_file": str(kb_file),
+            "n_entries": len(entries),
+            "n_phrasings": sum(len(e.phrasings()) for e in entries),
+        }
+        wordings, skipped = kb.held_out_wordings()
+        loo = fit_held_out(kb, progress=wrap) if wordings else None
+        row["held_out"] = (
+            {
+                "n_wordings": loo.n_questions,
+                "skipped_entries": loo.skipped_entries,
+                "weights": [[w.weight, w.hit_at_1, w.mrr_at_10] for w in loo.weights],
+                "chosen": loo.chosen.weight,
+                "reliable": loo.reliable,
+            }
+            if loo is not None
+            else {"n_wordings": 0, "skipped_entries": skipped}
+        )
+        if loo is None:
+            log(f"[{kb_file.name}] no similar questions ({skipped} entries): no leave-one-out fit")
+        if queries:
+            searched = wrap((kb.evidence(q.query) for q in queries), len(queries), f"{kb_file.name} queries")
+            questions = [(evidence, q.gold) for evidence, q in zip(searched, queries, strict=True)]
+            bm25, _, _ = bm25_alone(entries, queries, kb.normaliser)
+            configs: dict[str, Any] = {
+                "e5 (weight 0)": _metrics([rank(e, 0.0, g) for e, g in questions], 0.0),
+                "bm25 alone": _metrics(bm25, None),
+                f"default ({settings.lexical_weight})": _metrics(
+                    [rank(e, settings.lexical_weight, g) for e, g in questions], settings.lexical_weight
+                ),
+            }
+            if loo is not None:
+                configs[f"fitted, leave-one-out ({loo.chosen.weight})"] = _metrics(
+                    [rank(e, loo.chosen.weight, g) for e, g in questions], loo.chosen.weight
+                )
+            else:
+                folds: list[list[int]] = [[], []]
+                golds = sorted({g or "" for _, g in questions})
+                fold_of = {g: i % 2 for i, g in enumerate(golds)}
+                for i, (_, g) in enumerate(questions):
+                    folds[fold_of[g or ""]].append(i)
+                outcomes: list[Ranked] = []
+                chosen = []
+                for fit_on, measure_on in ((0, 1), (1, 0)):
+                    w = best_weight(sweep_weights([questions[i] for i in folds[fit_on]])).weight
+                    chosen.append(w)
+                    outcomes += [rank(questions[i][0], w, questions[i][1]) for i in folds[measure_on]]
+                configs[f"fitted, 2-fold cross-fit ({chosen[0]} / {chosen[1]})"] = _metrics(outcomes, None)
+            grid = sweep_weights(questions, LEXICAL_WEIGHTS)
+            row["configs"] = configs
+            row["grid_on_queries"] = [[w.weight, w.hit_at_1, w.mrr_at_10] for w in grid]
+            row["n_queries"] = len(questions)
+            for name, m in configs.items():
+                log(f"[{kb_file.name}] {name}: hit@1 {m['hit_at_1']:.3f}  MRR@10 {m['mrr_at_10']:.3f}")
+        rows.append(row)
+    return {
+        "rows": rows,
+        "queries_file": str(queries_file) if queries_file else None,
+        "machine": machine(),
+        "command": " ".join(["hotline", *sys.argv[1:]]),
+    }
+
+
+def _metrics(results: list[Ranked], weight: float | None) -> dict[str, Any]:
+    return {**retrieval_metrics(results), "lexical_weight": weight}
+
+
+def _bar(items: Iterable[Any], total: int, label: str) -> Iterable[Any]:
+    from tqdm import tqdm
+
+    bar: Iterable[Any] = tqdm(items, total=total, desc=label, unit="q", file=sys.stderr)
+    return bar
+
+
+def _no_bar(items: Iterable[Any], total: int, label: str) -> Iterable[Any]:
+    return items
 
 
 def _time_one_update(kb: KnowledgeBase) -> float:

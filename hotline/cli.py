@@ -585,6 +585,51 @@ def bench_retrieval(ctx: Context, kb_file: Path, queries: Path, limit: int | Non
         )
 
 
+@bench.command("lexical")
+@click.argument("kb_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Labelled queries.")
+@click.option("--limit", type=int, help="Only the first N queries.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_ctx
+def bench_lexical(
+    ctx: Context, kb_files: tuple[Path, ...], queries: Path | None, limit: int | None, as_json: bool
+) -> None:
+    """Lexical weight side by side on each KB file: plain e5, BM25 alone, the default and the fitted weight."""
+    from hotline.bench import run_lexical
+
+    report = run_lexical(
+        list(kb_files),
+        queries,
+        settings=ctx.settings,
+        embedder=_embedder_for(ctx.settings),
+        limit=limit,
+        progress=not as_json,
+        log=lambda m: click.echo(m, err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    click.echo(f"machine: {report['machine']}")
+    click.echo(f"command: {report['command']}")
+    for row in report["rows"]:
+        held = row["held_out"]
+        click.echo(f"\n{row['kb_file']}: {row['n_entries']} entries, {row['n_phrasings']} phrasings")
+        if held["n_wordings"]:
+            grid = ", ".join(f"{w} {h:.3f}/{m:.3f}" for w, h, m in held["weights"])
+            click.echo(
+                f"  leave-one-out on {held['n_wordings']} similar questions: hit@1/MRR@10 per weight {grid}; "
+                f"chosen {held['chosen']}" + ("" if held["reliable"] else " (unreliable: too few)")
+            )
+        else:
+            click.echo(f"  no similar questions ({held['skipped_entries']} entries): no leave-one-out fit")
+        if "configs" in row:
+            click.echo(f"  {row['n_queries']} queries   {'config':44} {'hit@1':>6} {'MRR@10':>7} {'rec@5':>6}")
+            for name, m in row["configs"].items():
+                click.echo(f"  {'':11} {name:44} {m['hit_at_1']:6.3f} {m['mrr_at_10']:7.3f} {m['recall_at_5']:6.3f}")
+            grid = ", ".join(f"{w} {h:.3f}" for w, h, _ in row["grid_on_queries"])
+            click.echo(f"  hit@1 on the queries per weight (in-sample, for reference): {grid}")
+
+
 @bench.command("scale")
 @click.option("--sizes", default="10000,100000,1000000", show_default=True, help="Phrasing counts, comma separated.")
 @click.option("--queries", default=200, show_default=True, type=click.IntRange(10, 10000))

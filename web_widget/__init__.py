@@ -57,6 +57,7 @@ def create_app(
     from web_widget.admin import admin
     from web_widget.apidoc import apidoc
     from web_widget.auth import auth, current_user
+    from web_widget.calibration import calibration
     from web_widget.chat import RasaRelay, chat
     from web_widget.operator import operator
     from web_widget.security import RateLimiter, StrictJSONProvider, check_csrf, csrf_token, secret_key
@@ -84,7 +85,7 @@ def create_app(
     app.url_map.converters["int"] = _DatabaseId
     app.before_request(check_csrf)
     app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)
-    for blueprint in (chat, auth, operator, admin, apidoc):
+    for blueprint in (chat, auth, operator, admin, apidoc, calibration):
         app.register_blueprint(blueprint)
 
     @app.get("/healthz")

@@ -300,9 +300,24 @@ class Fit:
         """The settings this fit sets: the weight, and the thresholds when some keep wrong answers low enough."""
         return {"lexical_weight": self.chosen.weight, **self.thresholds.values()}
 
-    def calibration(self, *, by: str) -> Calibration:
-        """The fit as a pending calibration, with its measurements, for a reviewer to apply."""
+    def calibration(self, *, by: str, current: Settings | None = None) -> Calibration:
+        """The fit as a pending calibration, with its measurements, for a reviewer to apply.
+
+        With ``current`` (the settings in effect), the same questions are also measured at those
+        values, so the reviewer sees the change the fit makes.
+        """
         e = self.thresholds.expected
+        before: dict[str, Any] = {}
+        if current is not None:
+            at = self.results_at(current.lexical_weight)
+            r = retrieval_metrics(at)
+            d = decision_metrics(at, Thresholds.from_mapping(current.thresholds()))
+            before = {
+                "values": {name: getattr(current, name) for name in self.values()},
+                "hit_at_1": round(r["hit_at_1"], 4),
+                "mrr_at_10": round(r["mrr_at_10"], 4),
+                **{k: round(d[k], 4) for k in ("answer_rate", "clarify_rate", "no_answer_rate", "wrong_answer_rate")},
+            }
         return Calibration(
             values=self.values(),
             measured={
@@ -317,6 +332,7 @@ class Fit:
                 "no_answer_rate": round(e["no_answer_rate"], 4),
                 "wrong_answer_rate": round(e["wrong_answer_rate"], 4),
                 "reliable": self.reliable,
+                "current": before,
             },
             method=self.method,
             fitted_by=by,

@@ -687,6 +687,11 @@ class KnowledgeBase:
         except Exception:
             log.exception("committed, but the change could not be announced; other workers catch up on search")
 
+    def announce_change(self) -> SyncReport:
+        """After a committed write beside the entries (an applied calibration): tell the workers, catch up here."""
+        self._committed()
+        return self.sync()
+
     def add(self, entry: Entry, *, author: str) -> Entry:
         stored = self.store.add(entry, author=author)
         self._committed()
