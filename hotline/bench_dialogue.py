@@ -336,12 +336,12 @@ def format_report(report: Mapping[str, Any]) -> str:
     n = report["questions"] or 1
 
     def row(label: str, count: int) -> str:
-        return f"{label:34} {count:6d} {100 * count / n:6.1f} %"
+        return f"{label:38} {count:6d} {100 * count / n:6.1f} %"
 
     lines = [
         f"{report['questions']} questions through the bot (web channel → Rasa → action server → knowledge base), "
         f"{report['n_entries']} entries, concurrency {report['concurrency']}",
-        f"{'outcome':34} {'count':>6} {'share':>8}",
+        f"{'outcome':38} {'count':>6} {'share':>8}",
         row("answered, right entry", report["answered_right"]),
         row("answered, wrong entry", report["answered_wrong"]),
         row("offered, right entry among them", report["offered_right"]),
@@ -381,7 +381,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # one per process: compared and hashed by identity
 class Server:
     """One server process in a process group of its own, so stopping it stops its children too."""
 
@@ -496,6 +496,15 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """Where the benchmark's own servers listen."""
+
+    rasa_url: str
+    rasa_port: int
+    action_port: int
+
+
 @contextlib.contextmanager
 def bot_stack(
     root: Path,
@@ -505,8 +514,8 @@ def bot_stack(
     *,
     start_timeout: float = 300.0,
     log: Callable[[str], None] = lambda _: None,
-) -> Iterator[str]:
-    """Run an action server and Rasa on free ports over ``data_settings``; yield Rasa's URL; stop both.
+) -> Iterator[Stack]:
+    """Run an action server and Rasa on free ports over ``data_settings``; yield where; stop both.
 
     Both are started as ``scripts/bot.sh`` starts them in production, in process groups of their
     own, and stopped (TERM, then KILL) on leaving, whatever the reason.
@@ -548,7 +557,7 @@ def bot_stack(
             },
             start_timeout,
         )
-        yield rasa_url
+        yield Stack(rasa_url, rasa_port, action_port)
     finally:
         for server in reversed(servers):
             server.stop()
@@ -641,13 +650,15 @@ def run_dialogue(
         )
         started = time.perf_counter()
         n_entries = import_knowledge_base(kb_file, data_settings, progress=progress, log=log)
-        rasa_url = cleanup.enter_context(
+        stack = cleanup.enter_context(
             bot_stack(root, data_settings, environ, folder, start_timeout=start_timeout, log=log)
         )
+        url = f"{stack.rasa_url}/webhooks/web/webhook"
+        warm_up(url, timeout)
         start_s = time.perf_counter() - started
         log(f"ready after {start_s:.0f} s; asking {len(queries)} questions, {concurrency} at a time")
         started = time.perf_counter()
-        results = ask_all(f"{rasa_url}/webhooks/web/webhook", queries, texts, concurrency, timeout, progress)
+        results = ask_all(url, queries, texts, concurrency, timeout, progress)
         wall_s = time.perf_counter() - started
     if details is not None:
         with details.open("w", encoding="utf-8") as out:
@@ -662,6 +673,7 @@ def run_dialogue(
         "kb_file": str(kb_file),
         "queries_file": str(queries_file),
         "n_entries": n_entries,
+        "ports": {"rasa": stack.rasa_port, "actions": stack.action_port},
         "thresholds": settings.thresholds(),
         "machine": machine(),
         "commit": _commit(root),
@@ -695,6 +707,16 @@ def import_knowledge_base(kb_file: Path, data_settings: Settings, *, progress: b
     finally:
         db.close()
     return len(entries)
+
+
+def warm_up(url: str, timeout: float) -> None:
+    """Two untimed conversations, so the first measured question does not pay Rasa's and the model's
+    first-use costs (one a greeting, one that reaches the knowledge base); their replies do not matter."""
+    import requests
+
+    for i, text in enumerate(("你好", "请问这项业务怎么办理，需要什么材料")):
+        with contextlib.suppress(requests.RequestException):
+            requests.post(url, json={"sender": f"bench-warm-up-{i}", "message": text}, timeout=timeout)
 
 
 def ask_all(
