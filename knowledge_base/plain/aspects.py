@@ -33,12 +33,15 @@ class Aspect:
     Attributes:
         name: the entry field's name (import/export column, form input, ``Entry.guide`` attribute).
         label: its Chinese name, as staff and citizens read it.
-        cues: words by which a citizen asks for it, checked in :data:`ASPECTS` order.
+        cues: words that name it ("材料", "多久"), checked in :data:`ASPECTS` order.
+        weak_cues: phrasings that ask for it only when no aspect is named ("需要什么" asks for the
+            materials, but "需要什么条件" for the conditions).
     """
 
     name: str
     label: str
     cues: tuple[str, ...]
+    weak_cues: tuple[str, ...] = ()
 
 
 # Order matters where cues overlap: "能网上办吗" is about going online, not about where to go;
@@ -53,24 +56,28 @@ ASPECTS: tuple[Aspect, ...] = (
     Aspect(
         "time_limit",
         "办理时限",
-        ("多久", "多长时间", "几天", "多少天", "时限", "工作日", "几个月", "多快", "什么时候能", "办好", "拿到"),
+        ("多久", "多长时间", "几天", "多少天", "时限", "工作日", "几个月", "多快"),
+        ("什么时候能", "办好", "拿到"),
     ),
     Aspect(
         "materials",
         "申请材料",
-        ("材料", "带什么", "带哪些", "带啥", "证件", "资料", "准备什么", "准备啥", "需要什么", "要什么", "提供什么"),
+        ("材料", "带什么", "带哪些", "带啥", "证件", "资料"),
+        ("准备什么", "准备啥", "需要什么", "要什么", "提供什么"),
     ),
     Aspect(
         "location",
         "办理地点",
-        ("哪里办", "在哪里", "哪里", "在哪", "去哪", "哪儿", "地点", "地址", "窗口", "哪个部门", "找谁"),
+        ("哪里办", "在哪里办", "去哪里办", "地点", "地址", "窗口", "哪个部门"),
+        ("在哪里", "哪里", "在哪", "去哪", "哪儿", "找谁"),
     ),
     Aspect("enquiry_phone", "咨询电话", ("电话", "热线", "号码", "联系方式", "打给谁")),
     Aspect("conditions", "办理条件", ("条件", "资格", "符合", "哪些人", "谁可以", "谁能", "够不够", "门槛")),
     Aspect(
         "procedure",
         "办理流程",
-        ("流程", "步骤", "程序", "手续", "怎么办理", "如何办理", "怎么申请", "怎么弄", "怎么操作"),
+        ("流程", "步骤", "程序", "手续"),
+        ("怎么办理", "如何办理", "怎么申请", "怎么弄", "怎么操作"),
     ),
 )
 """Every aspect; this order decides which one a message asks for (a guide lists them in :data:`GUIDE_ORDER`)."""
@@ -104,7 +111,7 @@ TOPIC_FREE_CHARS = 1
 
 
 def asked_aspect(text: str) -> Aspect | None:
-    """The aspect a message names by its label, else the first whose cue it holds, whatever else it says.
+    """The aspect a message names by its label, else by a cue, else by a weak cue, whatever else it says.
 
     >>> asked_aspect("居住证办理需要多长时间").name
     'time_limit'
@@ -116,6 +123,9 @@ def asked_aspect(text: str) -> Aspect | None:
             return aspect
     for aspect in ASPECTS:
         if any(cue in text for cue in aspect.cues):
+            return aspect
+    for aspect in ASPECTS:
+        if any(cue in text for cue in aspect.weak_cues):
             return aspect
     return None
 
@@ -138,7 +148,7 @@ def follow_up_aspect(text: str) -> Aspect | None:
     rest = stripped
     for aspect_label in (a.label for a in ASPECTS):
         rest = rest.replace(aspect_label, "")
-    for cue in sorted((c for a in ASPECTS for c in a.cues), key=len, reverse=True):
+    for cue in sorted((c for a in ASPECTS for c in (*a.cues, *a.weak_cues)), key=len, reverse=True):
         rest = rest.replace(cue, "")
     rest = _FILLER.sub("", rest)
     return aspect if len(rest) <= TOPIC_FREE_CHARS else None
