@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hotline.evaluation import LabelledQuery, decision_metrics, percentile
+from knowledge_base.search.calibration import SOURCE_NAMES, effective_settings
 from knowledge_base.search.fitting import (
     MARGINS,
     MIN_RELIABLE,
@@ -20,6 +21,7 @@ from knowledge_base.search.fitting import (
 )
 from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.search.ranking import Thresholds
+from knowledge_base.settings import Settings
 
 SHOWN_MARGINS = tuple(m for m in MARGINS if m in (0.0, 0.01, 0.02, 0.03))
 
@@ -141,3 +143,23 @@ def describe(fit: Fit, kb: KnowledgeBase, *, max_wrong_rate: float = 0.02) -> st
                 "entries; check it with questions the knowledge base cannot answer before applying"
             )
     return "\n".join(lines)
+
+
+def settings_in_effect(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """The settings searches use, with the source of each tuned one (for ``hotline config``).
+
+    Reads the applied calibration of the configured database when there is one to read; a
+    SQLite file that does not exist yet is not created, and an unusable database leaves config's values.
+    """
+    applied = None
+    if settings.database_url.startswith(("postgresql://", "postgres://")) or settings.sqlite_path.is_file():
+        from knowledge_base.errors import KnowledgeBaseError
+        from knowledge_base.factory import open_database
+        from knowledge_base.search.calibration import CalibrationStore
+
+        try:
+            applied = CalibrationStore(open_database(settings)).applied()
+        except KnowledgeBaseError:
+            applied = None
+    effective, sources = effective_settings(settings, applied)
+    return effective, {name: SOURCE_NAMES[source] for name, source in sources.items()}

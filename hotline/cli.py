@@ -425,14 +425,18 @@ def index_status(ctx: Context) -> None:
 @pass_ctx
 def config_cmd(ctx: Context, get_name: str | None) -> None:
     """Show every setting, its current value and what it does."""
+    from hotline.calibration import settings_in_effect
+
     helps = setting_help()
+    if get_name is not None and get_name not in helps:
+        raise click.BadParameter(f"unknown setting {get_name!r}; known: {', '.join(helps)}", param_hint="--get")
+    effective, sources = settings_in_effect(ctx.settings)
     if get_name is not None:
-        if get_name not in helps:
-            raise click.BadParameter(f"unknown setting {get_name!r}; known: {', '.join(helps)}", param_hint="--get")
-        click.echo(getattr(ctx.settings, get_name))
+        click.echo(getattr(effective, get_name))
         return
     for name, text in helps.items():
-        click.echo(f"{name} = {getattr(ctx.settings, name)!r}\n    {text}")
+        source = f"   ({sources[name]})" if name in sources else ""
+        click.echo(f"{name} = {getattr(effective, name)!r}{source}\n    {text}")
 
 
 @main.command()

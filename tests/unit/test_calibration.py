@@ -201,3 +201,17 @@ def test_fit_refuses_a_knowledge_base_without_similar_questions(store, normalise
 )
 def test_best_weight(scores, chosen):
     assert best_weight(scores).weight == chosen
+
+
+def test_hotline_config_shows_the_applied_values_and_where_they_come_from(tmp_path):
+    from hotline.calibration import settings_in_effect
+
+    settings = load_settings(None, environ={"HOTLINE_ANSWER_MARGIN": "0.03"}, data_dir=str(tmp_path))
+    assert settings_in_effect(settings)[1]["lexical_weight"] == "config.yml"  # no database yet: none created
+    assert not settings.sqlite_path.exists()
+    calibrations = CalibrationStore(SQLStore(settings.sqlite_path).db)
+    calibrations.save_pending(FITTED)
+    calibrations.apply_pending(author="reviewer1")
+    effective, sources = settings_in_effect(settings)
+    assert effective.lexical_weight == 0.12 and sources["lexical_weight"] == "已应用的校准"
+    assert effective.answer_margin == 0.03 and sources["answer_margin"] == "环境变量"
