@@ -10,8 +10,9 @@ from html.parser import HTMLParser
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from knowledge_base.fields import COLUMNS, FIELDS, FIELDS_BY_NAME, Kind
-from knowledge_base.records import Status
+from knowledge_base.errors import EntryNotFound
+from knowledge_base.fields import COLUMNS, FIELDS, FIELDS_BY_NAME, GUIDE_FIELDS, Kind
+from knowledge_base.records import ServiceGuide, Status
 from knowledge_base.transfer import read_entries
 from tests.web.conftest import PASSWORD, csrf_of, sign_in
 from web_widget.admin import entry_from_form, form_values
@@ -518,3 +519,106 @@ def test_form_save_form_round_trips(app, editor_client):
     resaved = svc.workflow.draft(draft_id)
     assert resaved.version == 2 and resaved.entry.content() == saved.content() and resaved.entry.key == saved.key
     assert _form_fields(editor_client.get(f"/admin/drafts/{draft_id}").get_data(as_text=True)).values == shown
+
+
+# -- the service guide (办事指南) -------------------------------------------------------------------------
+
+
+def test_the_edit_form_groups_the_guide_under_its_heading(editor_client):
+    html = editor_client.get("/admin/entries/new").get_data(as_text=True)
+    guide = html[html.index('id="guide-fields"') :]
+    assert "办事指南（可选）" in guide
+    labels = _form_fields(html).by_name()
+    for field in GUIDE_FIELDS:
+        assert labels[field.name] == field.label and f'name="{field.name}"' in guide
+
+
+def test_the_guide_goes_from_the_form_through_review_to_the_entry_and_the_test_pane(app, fake_kb):
+    editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
+    typed = _draft_form(
+        editor,
+        key="T-GUIDE",
+        question="居住证签注怎么办理",
+        answer="每年到社区服务站或在粤省事签注。",
+        similar_questions="",
+        materials="居住证\r\n身份证",
+        location="居住地社区服务站",
+        online="粤省事",
+    )
+    reply = editor.post("/admin/drafts", data=typed)
+    assert reply.status_code == 302
+    draft_id = int(reply.headers["Location"].rsplit("/", 1)[1])
+    draft = app.extensions["hotline"].workflow.draft(draft_id)
+    assert draft.entry.guide == ServiceGuide(materials="居住证\n身份证", location="居住地社区服务站", online="粤省事")
+    shown = _form_fields(editor.get(f"/admin/drafts/{draft_id}").get_data(as_text=True)).values
+    assert shown["materials"] == "居住证\n身份证" and shown["fees"] == ""
+    reply = reviewer.post(f"/admin/drafts/{draft_id}/publish", data=_form(reviewer, draft_version="1"))
+    assert reply.status_code == 302
+    stored = fake_kb.store.get_by_key("T-GUIDE")
+    assert stored.guide == draft.entry.guide
+    page = reviewer.get(f"/admin/entries/{stored.id}").get_data(as_text=True)
+    section = page[page.index('id="entry-guide"') :]
+    order = [section.index(text) for text in ("申请材料", "居住证\n身份证", "办理地点", "网上办理")]
+    assert order == sorted(order)
+    assert "收费标准" not in section  # only the aspects that have text
+    pane = editor.get("/admin/test", query_string={"q": "居住证签注怎么办理"}).get_data(as_text=True)
+    guide = pane[pane.index('id="test-guide"') :]
+    assert "居住证签注怎么办理" in guide and "申请材料" in guide and "居住地社区服务站" in guide
+    # and editing the published entry starts from its guide
+    edit = _form_fields(editor.get(f"/admin/entries/{stored.id}/edit").get_data(as_text=True)).values
+    assert edit["location"] == "居住地社区服务站"
+
+
+def test_entries_without_a_guide_say_so(editor_client):
+    html = editor_client.get("/admin/entries/1").get_data(as_text=True)
+    assert "未填写办事指南" in html
+    pane = editor_client.get("/admin/test?q=怎么查询社保缴费记录").get_data(as_text=True)
+    assert 'id="test-guide"' in pane and "未填写办事指南" in pane
+
+
+@pytest.mark.parametrize(("value", "words"), [("身份证\x07", "控制字符"), ("材" * 10_001, "最多 5000 个字")])
+def test_a_bad_aspect_in_the_form_is_refused_naming_it_and_the_text_is_kept(app, editor_client, value, words):
+    drafts_before = len(app.extensions["hotline"].workflow.drafts())
+    reply = editor_client.post("/admin/drafts", data=_draft_form(editor_client, key="T-BAD-GUIDE", materials=value))
+    html = reply.get_data(as_text=True)
+    assert reply.status_code == 400 and "未保存" in html and "「申请材料」" in html and words in html
+    assert "登录粤省事小程序查询社保缴费记录。" in html  # everything typed is shown again
+    assert len(app.extensions["hotline"].workflow.drafts()) == drafts_before
+
+
+def test_a_bad_aspect_cell_rejects_the_import_naming_row_and_column(app, fake_kb):
+    reviewer = sign_in(app, "reviewer")
+    version = fake_kb.store.kb_version()
+    text = "编号,标准问,答案,申请材料\nT-G1,好问题,好答案,身份证\nT-G2,另一个问题,答案,身份证\x01户口簿\n"
+    reply = reviewer.post(
+        "/admin/import",
+        data={"csrf_token": reviewer.csrf, "file": (io.BytesIO(text.encode()), "guide.csv")},
+        content_type="multipart/form-data",
+    )
+    html = reply.get_data(as_text=True)
+    assert reply.status_code == 400 and "没有写入任何内容" in html
+    assert "guide.csv，第 3 行，「申请材料」列：「申请材料」含有控制字符" in html
+    assert fake_kb.store.kb_version() == version
+    with pytest.raises(EntryNotFound):
+        fake_kb.store.get_by_key("T-G1")  # nothing stored, not even the good row
+    good = "编号,标准问,答案,申请材料,咨询电话\nT-G1,好问题,好答案,身份证,12345\n"
+    reply = reviewer.post(
+        "/admin/import",
+        data={"csrf_token": reviewer.csrf, "file": (io.BytesIO(good.encode()), "guide.csv")},
+        content_type="multipart/form-data",
+    )
+    assert reply.status_code == 200
+    assert fake_kb.store.get_by_key("T-G1").guide == ServiceGuide(materials="身份证", enquiry_phone="12345")
+    exported = reviewer.get("/admin/export?format=csv").get_data(as_text=True).lstrip("\ufeff")
+    rows = {r["编号"]: r for r in csv.DictReader(io.StringIO(exported))}
+    assert rows["T-G1"]["申请材料"] == "身份证" and rows["T-G1"]["咨询电话"] == "12345"
+
+
+def test_the_revision_diff_shows_a_changed_aspect(app, fake_kb):
+    svc = app.extensions["hotline"]
+    entry = fake_kb.store.get_by_key("T-SB-1")
+    svc.kb.update(entry.replace(guide=ServiceGuide(fees="不收费")), author="tester")
+    revision = svc.kb.revisions(entry.id)[-1]
+    html = sign_in(app, "editor").get(f"/admin/entries/{entry.id}/revisions/{revision.id}").get_data(as_text=True)
+    changed = html[html.index("收费标准") :]
+    assert "✱" in changed[:200] and "不收费" in changed

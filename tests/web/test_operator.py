@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_base.records import Entry
+from knowledge_base.records import Entry, ServiceGuide
 from knowledge_base.staff.operator_log import OperatorLog
 from tests.web.conftest import csrf_of, sign_in
 from web_widget import create_app
@@ -355,3 +355,46 @@ def test_bad_work_orders_are_a_400_naming_the_field(app, operator_client, change
 
 def test_work_order_body_must_be_a_json_object(operator_client):
     assert _post(operator_client, "/operator/api/work_orders", "工单").status_code == 400
+
+
+# -- the service guide (办事指南) ----------------------------------------------------------------------
+
+
+def test_each_hit_carries_its_guide_with_labels_and_read_aloud_sentences(app, operator_client):
+    guide = ServiceGuide(materials="身份证\n户口簿", enquiry_phone="12345政务服务便民热线", online="粤省事")
+    _services(app).kb.add(
+        Entry(key="T-GUIDE", question="办事指南测试条目怎么办理", answer="到窗口办理。", guide=guide), author="test"
+    )
+    reply = operator_client.get("/operator/api/search", query_string={"q": "办事指南测试条目怎么办理"})
+    best = reply.json["hits"][0]
+    assert best["key"] == "T-GUIDE"
+    assert [(g["name"], g["label"], g["text"]) for g in best["guide"]] == [
+        ("materials", "申请材料", "身份证\n户口簿"),
+        ("enquiry_phone", "咨询电话", "12345政务服务便民热线"),
+        ("online", "网上办理", "粤省事"),
+    ]
+    spoken = {g["name"]: g["spoken"] for g in best["guide"]}
+    assert spoken["materials"] == ["申请材料：身份证。", "户口簿。"]
+    assert spoken["enquiry_phone"] == ["咨询电话：一 二 三 四 五政务服务便民热线。"]  # numbers spelled for the phone
+
+
+def test_hits_without_a_guide_carry_an_empty_list(operator_client):
+    reply = operator_client.get("/operator/api/search", query_string={"q": "怎么查询社保缴费记录"})
+    assert all(hit["guide"] == [] for hit in reply.json["hits"])
+
+
+def test_the_console_script_shows_copies_and_reads_the_guide_as_text():
+    script = (STATIC / "operator.js").read_text(encoding="utf-8")
+    assert 'el("details", "guide")' in script and "办事指南" in script
+    assert "copy-guide" in script and "guide-spoken" in script
+
+
+def test_the_api_document_describes_the_guide_aspects():
+    import yaml
+
+    from knowledge_base.plain.aspects import GUIDE_ORDER
+
+    document = yaml.safe_load((STATIC.parent / "openapi.yaml").read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    assert "guide" in schemas["Hit"]["required"]
+    assert schemas["GuideAspect"]["properties"]["name"]["enum"] == list(GUIDE_ORDER)
