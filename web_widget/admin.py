@@ -121,6 +121,14 @@ def entry_from_form(form: MultiDict[str, str], *, entry_id: int | None, version:
     )
 
 
+def _refusal(exc: InvalidEntry) -> str:
+    """A refused field as the editor reads it: by its form label, not its key (a message naming it stays as is)."""
+    field = FIELDS_BY_NAME.get(exc.field)
+    if field is None or field.label in exc.message:
+        return exc.message if field is not None else str(exc)
+    return f"{field.label}：{exc.message}"
+
+
 def form_values(entry: Entry | None, form: MultiDict[str, str] | None = None) -> dict[str, str]:
     """The edit form's fields for ``entry``, or the posted ones when a refused save is shown again.
 
@@ -422,7 +430,7 @@ def save_draft(draft_id: int | None = None) -> ResponseReturnValue:
         flash(f"保存被拒绝：{exc}", "error")
         return _show_draft_form(values, existing, current, [], 409)
     except InvalidEntry as exc:
-        flash(f"未保存：{exc}", "error")
+        flash(f"未保存：{_refusal(exc)}", "error")
         return _show_draft_form(values, existing, current, [], 400)
     submitted = "并提交审核" if saved.state == "in_review" else ""
     # The draft page that follows runs the quality checks and shows them: once per save, not twice.

@@ -581,7 +581,7 @@ def test_a_bad_aspect_in_the_form_is_refused_naming_it_and_the_text_is_kept(app,
     drafts_before = len(app.extensions["hotline"].workflow.drafts())
     reply = editor_client.post("/admin/drafts", data=_draft_form(editor_client, key="T-BAD-GUIDE", materials=value))
     html = reply.get_data(as_text=True)
-    assert reply.status_code == 400 and "未保存" in html and "「申请材料」" in html and words in html
+    assert reply.status_code == 400 and "未保存：「申请材料」" in html and words in html
     assert "登录粤省事小程序查询社保缴费记录。" in html  # everything typed is shown again
     assert len(app.extensions["hotline"].workflow.drafts()) == drafts_before
 
