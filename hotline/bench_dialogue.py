@@ -407,8 +407,12 @@ class Server:
     def failure(self, what: str) -> BenchError:
         return BenchError(f"{self.name} {what}; the last lines of its log ({self.log}):\n{self.tail()}")
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """TERM the whole group, then KILL what is left after ``timeout`` seconds."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """TERM the whole group, then KILL what is left after ``timeout`` seconds.
+
+        A short grace: the servers hold nothing worth draining (conversations in memory, the data
+        folder thrown away), and Sanic would wait 15 s for requests still in flight after a Ctrl-C.
+        """
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
@@ -503,6 +507,13 @@ class Stack:
     rasa_url: str
     rasa_port: int
     action_port: int
+    servers: tuple[Server, ...] = ()
+
+    def check_alive(self) -> None:
+        """Raises BenchError (with the log's last lines) when a server has stopped: its errors are not the bot's."""
+        for server in self.servers:
+            if server.proc.poll() is not None:
+                raise server.failure(f"stopped during the run (status {server.proc.returncode})")
 
 
 @contextlib.contextmanager
@@ -557,7 +568,7 @@ def bot_stack(
             },
             start_timeout,
         )
-        yield Stack(rasa_url, rasa_port, action_port)
+        yield Stack(rasa_url, rasa_port, action_port, (actions, rasa))
     finally:
         for server in reversed(servers):
             server.stop()
@@ -660,6 +671,7 @@ def run_dialogue(
         started = time.perf_counter()
         results = ask_all(url, queries, texts, concurrency, timeout, progress)
         wall_s = time.perf_counter() - started
+        stack.check_alive()
     if details is not None:
         with details.open("w", encoding="utf-8") as out:
             for result in results:

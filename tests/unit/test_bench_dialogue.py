@@ -7,18 +7,24 @@ would leave the benchmark blind to no-answers.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from hotline.bench_dialogue import (
+    BenchError,
     Outcome,
     ReplyTexts,
     Result,
+    Server,
     Verdict,
     classify,
     format_report,
     offered_key,
     settings_environment,
     summarise,
+    wait_ready,
 )
 from knowledge_base.settings import Settings, load_settings
 from tests.conftest import REPO
@@ -184,3 +190,41 @@ def test_the_checkouts_wording_is_found():
     texts = ReplyTexts.load(REPO)
     assert texts.no_answer and texts.busy and texts.action_failed
     assert "utter_out_of_scope" in texts.responses and "utter_greet" in texts.responses
+
+
+def test_a_server_that_dies_while_starting_is_reported_with_its_log(tmp_path):
+    """A real short-lived process standing in for a server that fails to start."""
+    server = Server.start(
+        "fake server", ["bash", "-c", "echo 'cannot bind port'; exit 3"], cwd=tmp_path, env={}, log=tmp_path / "s.log"
+    )
+    with pytest.raises(BenchError, match=r"(?s)fake server exited with status 3.*cannot bind port"):
+        wait_ready({server: lambda: False}, seconds=30)
+
+
+def test_a_server_that_never_gets_ready_times_out_and_is_stopped_with_its_children(tmp_path):
+    server = Server.start(
+        "slow server",
+        ["bash", "-c", "sleep 300 & echo $! > child.pid; wait"],
+        cwd=tmp_path,
+        env={},
+        log=tmp_path / "s.log",
+    )
+    with pytest.raises(BenchError, match="did not pass its health check within 1 s"):
+        wait_ready({server: lambda: False}, seconds=1)
+    child = int((tmp_path / "child.pid").read_text())
+    server.stop(timeout=5)
+    assert server.proc.poll() is not None
+    assert not alive(child)
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie that its new parent has yet to reap."""
+    for _ in range(50):
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state == "Z":
+            return False
+        time.sleep(0.1)
+    return True
