@@ -483,12 +483,20 @@ def test_pane() -> ResponseReturnValue:
     question = (request.values.get("q") or "").strip()
     region = (request.values.get("region") or "").strip()[:40]
     result, error = None, ""
+    kb = services().fresh_kb()
     if question:
         try:
-            result = services().fresh_kb().search(question, region=region or None, top_k=10, explain=True)
+            result = kb.search(question, region=region or None, top_k=10, explain=True)
         except ValueError as exc:
             error = str(exc)
-    return render_template("admin/test.html", question=question, region=region, result=result, error=error)
+    sources = {name: _SOURCE_NAMES.get(source, source) for name, source in kb.sources.items()}
+    return render_template(
+        "admin/test.html", question=question, region=region, result=result, error=error, sources=sources
+    )
+
+
+# Where each tuned value of the search comes from, as the test pane says it.
+_SOURCE_NAMES = {"environment": "环境变量", "calibration": "已应用的检索校准", "config": "config.yml"}
 
 
 # -- curation queue -----------------------------------------------------------------
