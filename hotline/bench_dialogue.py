@@ -131,8 +131,6 @@ class ReplyTexts:
         """
         import yaml
 
-        from actions import replies
-
         domain_file = root / "bot" / "domain.yml"
         try:
             domain = yaml.safe_load(domain_file.read_text(encoding="utf-8")) or {}
@@ -145,24 +143,44 @@ class ReplyTexts:
         if not responses:
             raise ValueError(f"{domain_file} has no responses")
 
+        # Read from the checkout's files rather than imported: --root may name another checkout than
+        # the one this process runs from, and bot/channels needs Rasa's environment to import.
+        replies_file = root / "actions" / "replies.py"
+        replies = module_strings(replies_file)
+
         def constants(*names: str) -> frozenset[str]:
-            found = (getattr(replies, name, None) for name in names)
-            return frozenset(text.strip() for text in found if isinstance(text, str) and text.strip())
+            return frozenset(replies[name] for name in names if name in replies)
 
         no_answer = constants("NO_ANSWER", "TWO_FAILURES")
         if not no_answer:
-            raise ValueError(f"{replies.__file__} has neither NO_ANSWER nor TWO_FAILURES: cannot recognise no-answers")
-        # bot/channels runs inside Rasa's environment: its constant is read from the source, not imported.
+            raise ValueError(f"{replies_file} has neither NO_ANSWER nor TWO_FAILURES: cannot recognise no-answers")
         busy = module_constant(root / "bot" / "channels" / "web.py", "BUSY")
         busy_texts = (
             frozenset(str(m["text"]).strip() for m in busy if isinstance(m, dict) and m.get("text"))
             if isinstance(busy, list)
             else frozenset()
         )
-        for name, value in vars(replies).items():
-            if name.isupper() and isinstance(value, str) and value.strip():
-                responses.setdefault(f"replies.{name}", frozenset({value.strip()}))
+        for name, value in replies.items():
+            responses.setdefault(f"replies.{name}", frozenset({value}))
         return cls(no_answer, constants("SORRY_BROKEN"), busy_texts, responses)
+
+
+def module_strings(path: Path) -> dict[str, str]:
+    """The non-empty text constants (``NAME = "..."``) at the top of the Python file ``path``, stripped."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return {}
+    return {
+        target.id: node.value.value.strip()
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and node.value.value.strip()
+        for target in node.targets
+        if isinstance(target, ast.Name) and target.id.isupper()
+    }
 
 
 def module_constant(path: Path, name: str) -> Any:
