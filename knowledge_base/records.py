@@ -48,18 +48,21 @@ class Status(enum.StrEnum):
             return value
         text = str(value).strip().lower()
         for status in cls:
-            if text in (status.value, status.name.lower(), _STATUS_ZH[status]):
+            if text in (status.value, status.name.lower(), STATUS_NAMES[status]):
                 return status
-        allowed = ", ".join(s.value for s in cls)
-        raise InvalidEntry("status", f"{value!r} is not a status; allowed: {allowed}")
+        allowed = "、".join(STATUS_NAMES[s] for s in cls)
+        raise InvalidEntry("status", f"“{value}”不是有效状态；可填：{allowed}（或 {', '.join(s.value for s in cls)}）")
 
 
-_STATUS_ZH = {
+STATUS_NAMES: dict[Status, str] = {
     Status.DRAFT: "草稿",
     Status.IN_REVIEW: "待审核",
     Status.PUBLISHED: "已发布",
     Status.ARCHIVED: "已归档",
 }
+
+
+_LEVEL_NAMES = {"province": "省", "city": "市", "district": "区县"}
 
 
 def _short(name: str) -> str:
@@ -85,16 +88,16 @@ class Region:
         for level in ("province", "city", "district"):
             value = getattr(self, level)
             if not isinstance(value, str) or "/" in value or len(value) > 40 or _BAD_CHARS.search(value):
-                raise InvalidEntry("regions", f"bad {level} name {value!r}")
+                raise InvalidEntry("regions", f"“{value}”不是有效的{_LEVEL_NAMES[level]}名称")
             object.__setattr__(self, level, value.strip())
         if self.district and not self.city:
-            raise InvalidEntry("regions", "a district needs its city: write 省/市/区")
+            raise InvalidEntry("regions", "填写区县时必须同时填写城市：请写成 省/市/区")
 
     @classmethod
     def parse(cls, text: str) -> Region:
         parts = [p.strip() for p in str(text).strip().strip("/").split("/")]
         if not parts or not parts[0] or len(parts) > 3:
-            raise InvalidEntry("regions", f"{text!r} is not a region; write 省, 省/市 or 省/市/区")
+            raise InvalidEntry("regions", f"“{text}”不是有效地区；请写成 省、省/市 或 省/市/区")
         return cls(*parts)
 
     def __str__(self) -> str:
@@ -123,11 +126,11 @@ class PolicyBasis:
 
     def __post_init__(self) -> None:
         if self.url and not re.match(r"^https?://[^\s<>\"']+$", self.url):
-            raise InvalidEntry("policy_url", f"{self.url!r} is not an http(s) link")
+            raise InvalidEntry("policy_url", f"“{self.url}”不是以 http:// 或 https:// 开头的链接")
         if len(self.title) > 300 or len(self.number) > 100:
-            raise InvalidEntry("policy", "policy title or 文号 is too long (300 / 100 characters at most)")
+            raise InvalidEntry("policy", "政策依据或文号太长（政策依据最多 300 个字，文号最多 100 个字）")
         if _BAD_CHARS.search(self.title + self.number + self.url):
-            raise InvalidEntry("policy", "policy title, 文号 or link contains control characters or lone surrogates")
+            raise InvalidEntry("policy", "政策依据、文号或链接含有控制字符或无效字符，请删除后再保存")
 
     def __bool__(self) -> bool:
         return bool(self.title or self.number or self.url)
@@ -207,14 +210,14 @@ def _clean_text(value: object, field_name: str, limit: int, *, required: bool) -
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise InvalidEntry(field_name, f"must be text, got {type(value).__name__}")
+        raise InvalidEntry(field_name, f"必须是文字，而不是 {type(value).__name__}")
     text = value.strip()
     if required and not text:
-        raise InvalidEntry(field_name, "must not be empty")
+        raise InvalidEntry(field_name, "不能为空")
     if len(text) > limit:
-        raise InvalidEntry(field_name, f"is {len(text)} characters long; at most {limit} allowed")
+        raise InvalidEntry(field_name, f"有 {len(text)} 个字，最多 {limit} 个字")
     if _BAD_CHARS.search(text):
-        raise InvalidEntry(field_name, "contains control characters or lone surrogates (\\ud800-\\udfff)")
+        raise InvalidEntry(field_name, "含有控制字符或无效字符，请删除后再保存")
     return text
 
 
@@ -259,34 +262,32 @@ class Entry:
         )
         similar = tuple(q for q in similar if q != self.question)
         if len(similar) > MAX_SIMILAR_QUESTIONS:
-            raise InvalidEntry(
-                "similar_questions", f"{len(similar)} similar questions; at most {MAX_SIMILAR_QUESTIONS} allowed"
-            )
+            raise InvalidEntry("similar_questions", f"有 {len(similar)} 个相似问法，最多 {MAX_SIMILAR_QUESTIONS} 个")
         set_(self, "similar_questions", similar)
         set_(self, "tags", _unique(_clean_text(t, "tags", 50, required=True) for t in self.tags))
         regions = tuple(r if isinstance(r, Region) else Region.parse(r) for r in self.regions)
         set_(self, "regions", tuple(dict.fromkeys(regions)))
         if not isinstance(self.policy, PolicyBasis):
-            raise InvalidEntry("policy", "must be a PolicyBasis")
+            raise InvalidEntry("policy", "政策依据的格式有误")
         if not isinstance(self.guide, ServiceGuide):
-            raise InvalidEntry("guide", "must be a ServiceGuide")
+            raise InvalidEntry("guide", "办事指南的格式有误")
         set_(self, "status", Status.parse(self.status))
         for name in ("effective_date", "expiry_date"):
             value = getattr(self, name)
             if isinstance(value, datetime):
                 set_(self, name, value.date())
             elif value is not None and not isinstance(value, date):
-                raise InvalidEntry(name, f"must be a date, got {value!r}")
+                raise InvalidEntry(name, f"“{value}”不是日期（请写成 YYYY-MM-DD）")
         if self.effective_date and self.expiry_date and self.expiry_date < self.effective_date:
-            raise InvalidEntry("expiry_date", f"{self.expiry_date} is before the effective date {self.effective_date}")
+            raise InvalidEntry("expiry_date", f"失效日期 {self.expiry_date} 早于生效日期 {self.effective_date}")
         key = "" if self.key is None else str(self.key).strip()
         if key and not _KEY_RE.match(key):
-            raise InvalidEntry("id", f"{key!r} is not a valid id: 1-64 letters, digits, '-', '_', '.', ':' or '/'")
+            raise InvalidEntry("id", f"“{key}”不是有效编号：只能用 1-64 个字母、数字或 - _ . : /")
         set_(self, "key", key)
         if self.id is not None and (not isinstance(self.id, int) or self.id <= 0):
-            raise InvalidEntry("id", f"must be a positive integer, got {self.id!r}")
+            raise InvalidEntry("id", f"内部编号必须是正整数，而不是 {self.id!r}")
         if not isinstance(self.version, int) or self.version < 0:
-            raise InvalidEntry("version", f"must be a non-negative integer, got {self.version!r}")
+            raise InvalidEntry("version", f"版本必须是不小于 0 的整数，而不是 {self.version!r}")
 
     def phrasings(self) -> tuple[str, ...]:
         """The standard question followed by its similar questions: everything the index embeds."""
@@ -357,7 +358,7 @@ class Entry:
             try:
                 return date.fromisoformat(str(value))
             except ValueError:
-                raise InvalidEntry(name, f"{value!r} is not a date (YYYY-MM-DD)") from None
+                raise InvalidEntry(name, f"“{value}”不是日期（请写成 YYYY-MM-DD）") from None
 
         updated_at = data.get("updated_at")
         return cls(

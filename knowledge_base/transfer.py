@@ -25,7 +25,9 @@ cell each, written **one item per line**; read back, tags and regions are also
 split on ``,`` ``，`` ``、`` ``;`` ``；``, similar questions on line breaks only
 (they may contain ``，``). The eight service-guide columns (办事指南: ``conditions``
 办理条件 ... ``online`` 网上办理, :data:`~knowledge_base.fields.GUIDE_FIELDS`) are
-plain text that may span lines, empty where the entry says nothing. JSON Lines and YAML use lists; a plain string there,
+plain text that may span lines, empty where the entry says nothing. CSV and Excel write
+the status in staff's words (``已发布``, ``草稿`` ...); every import reads those and the
+English values (``published``). JSON Lines and YAML use lists; a plain string there,
 and each item of a list, is split by the same rule. Headers (and JSON/YAML
 keys) may be the English keys, the Chinese names staff use
 (:data:`CHINESE_NAMES`, e.g. ``标准问`` for ``question``) or their aliases
@@ -38,7 +40,7 @@ exactly that one apostrophe again, so the round trip is lossless. Excel cells
 that hold formulas (or text starting with ``=``) are refused on import.
 
 Import validates the whole file before returning anything: every bad cell is
-reported as an :class:`~knowledge_base.errors.ImportProblem` (file name, row as
+reported, in Chinese, as an :class:`~knowledge_base.errors.ImportProblem` (file name, row as
 a person sees it, column = the English key) inside one
 :class:`~knowledge_base.errors.ImportRejected`. Row numbers: the spreadsheet row
 for CSV and Excel (the header is row 1; a CSV record with line breaks inside a
@@ -74,7 +76,7 @@ from typing import Any
 from knowledge_base.errors import ImportProblem, ImportRejected, InvalidEntry
 from knowledge_base.fields import COLUMNS as COLUMNS
 from knowledge_base.fields import FIELDS, FIELDS_BY_NAME, GUIDE_FIELDS, Field, Kind, field_for_header, parse_date
-from knowledge_base.records import Entry, PolicyBasis, Region, ServiceGuide, Status
+from knowledge_base.records import STATUS_NAMES, Entry, PolicyBasis, Region, ServiceGuide, Status
 
 FORMATS = ("jsonl", "csv", "xlsx", "yaml")
 """The file formats :func:`read_entries` and :func:`write_entries` handle."""
@@ -101,8 +103,10 @@ _DATE_FIELDS = tuple(f.name for f in FIELDS if f.kind is Kind.DATE)
 _TEXT_FIELDS = tuple(f.name for f in FIELDS if f.kind in (Kind.TEXT, Kind.MULTILINE, Kind.ENUM))
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _EXTENSIONS = {".jsonl": "jsonl", ".csv": "csv", ".xlsx": "xlsx", ".yaml": "yaml", ".yml": "yaml"}
-_GBK_MESSAGE = "not UTF-8 (it looks like GBK/GB18030: save as UTF-8, or pass --encoding gbk)"
-_EMPTY_MESSAGE = "file is empty: no entries found"
+_GBK_MESSAGE = (
+    "文件不是 UTF-8 编码（看起来是 GBK/GB18030）：请另存为 UTF-8，或选择按 GBK 编码导入（命令行加 --encoding gbk）"
+)
+_EMPTY_MESSAGE = "文件是空的：没有找到任何条目"
 
 _RawRow = tuple[int, dict[str, object]]
 _RowSource = Generator[_RawRow, None, None]
@@ -131,18 +135,19 @@ def detect_format(path: Path, format: str | None = None) -> str:
         name = format.strip().lower().lstrip(".")
         name = "yaml" if name == "yml" else name
         if name not in FORMATS:
-            raise ValueError(f"unknown format {format!r}; allowed: {allowed}")
+            raise ValueError(f"未知格式“{format}”；可用：{allowed}")
         return name
     suffix = Path(path).suffix.lower()
     if suffix not in _EXTENSIONS:
         raise ValueError(
-            f"cannot tell the format of {Path(path).name!r} from its extension; "
-            f"allowed: {allowed} (.jsonl, .csv, .xlsx, .yaml or .yml)"
+            f"无法从扩展名看出“{Path(path).name}”的格式；可用：{allowed}（.jsonl、.csv、.xlsx、.yaml 或 .yml）"
         )
     return _EXTENSIONS[suffix]
 
 
-def read_entries(path: Path, *, format: str | None = None, encoding: str = "utf-8") -> list[Entry]:
+def read_entries(
+    path: Path, *, format: str | None = None, encoding: str = "utf-8", name: str | None = None
+) -> list[Entry]:
     """Read and validate every entry of an import file.
 
     The whole file is checked before anything is returned: either every row is
@@ -157,6 +162,8 @@ def read_entries(path: Path, *, format: str | None = None, encoding: str = "utf-
         encoding: Text encoding of CSV, JSON Lines and YAML files. The default
             accepts UTF-8 with or without a BOM; pass ``"gbk"`` or ``"gb18030"``
             for files saved by Chinese Excel. Ignored for ``.xlsx``.
+        name: The file name the problems report, when ``path`` is a temporary copy (an upload
+            saved under another name): staff recognise the name of the file they chose.
 
     Returns:
         The entries, with ``id`` None and ``version`` 0.
@@ -172,11 +179,11 @@ def read_entries(path: Path, *, format: str | None = None, encoding: str = "utf-
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r}") from None
-    problems = _Problems(path.name)
+        raise ValueError(f"未知编码“{encoding}”") from None
+    problems = _Problems(name or path.name)
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        problems.add(None, None, f"file is too big: {_mb(size)}; at most {_mb(MAX_FILE_BYTES)} allowed")
+        problems.add(None, None, f"文件太大（{_mb(size)}），最多 {_mb(MAX_FILE_BYTES)}")
         raise problems.rejected()
     rows: _RowSource
     if fmt == "xlsx":
@@ -187,6 +194,22 @@ def read_entries(path: Path, *, format: str | None = None, encoding: str = "utf-
             raise problems.rejected()
         rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "yaml": _yaml_rows}[fmt](text, problems)
     return _collect(rows, problems)
+
+
+def describe_problem(problem: ImportProblem) -> str:
+    """One import problem as staff read it: the file's name, the row, the column by its Chinese name.
+
+    Example:
+        >>> describe_problem(ImportProblem("社保.csv", 2, "effective_date", "“明年”不是日期"))
+        '社保.csv 第 2 行「生效日期」：“明年”不是日期'
+    """
+    where = problem.file
+    if problem.row is not None:
+        where += f" 第 {problem.row} 行"
+    if problem.column:
+        field = FIELDS_BY_NAME.get(problem.column)
+        where += f"「{field.label}」" if field else f"「{problem.column}」"
+    return f"{where}：{problem.message}"
 
 
 def write_entries(entries: Iterable[Entry], path: Path, *, format: str | None = None, notice: str = "") -> int:
@@ -257,7 +280,7 @@ class _Problems:
                     self.file,
                     None,
                     None,
-                    f"too many problems: only the first {MAX_PROBLEMS - 1} are listed; fix them and import again",
+                    f"问题太多，只列出了前 {MAX_PROBLEMS - 1} 个；请改正后重新导入",
                 )
             )
         return ImportRejected(items)
@@ -291,13 +314,13 @@ def _collect(rows: _RowSource, problems: _Problems) -> list[Entry]:
                 break
             count += 1
             if count > MAX_ROWS:
-                problems.add(row_no, None, f"more than {MAX_ROWS:,} entries: split the file")
+                problems.add(row_no, None, f"超过 {MAX_ROWS:,} 条，请把文件拆开分批导入")
                 break
             entry = _build(row_no, raw, problems)
             key = _key_of(raw)
             if key:
                 if key in seen:
-                    problems.add(row_no, "id", f"id {key!r} is already used in row {seen[key]}")
+                    problems.add(row_no, "id", f"编号“{key}”与第 {seen[key]} 行重复")
                 else:
                     seen[key] = row_no
             if entry is not None:
@@ -429,7 +452,7 @@ def _as_text(value: object) -> str:
     if isinstance(value, _Reported):
         raise _CellError(None)
     if isinstance(value, bool):
-        raise _CellError(f"{value!r} is a true/false value, not text: write it as text (quoted in YAML)")
+        raise _CellError(f"“{value}”是真/假值，不是文字：请写成文字（YAML 中加引号）")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -438,7 +461,7 @@ def _as_text(value: object) -> str:
         return value.date().isoformat() if value.time() == time() else value.isoformat(sep=" ")
     if isinstance(value, (date, time)):
         return value.isoformat()
-    raise _CellError(f"must be text, got {_kind(value)}")
+    raise _CellError(f"必须是文字，而不是{_kind(value)}")
 
 
 def _as_list(value: object, field: Field) -> tuple[str, ...]:
@@ -449,11 +472,11 @@ def _as_list(value: object, field: Field) -> tuple[str, ...]:
         items: list[str] = []
         for item in value:
             if isinstance(item, (list, tuple, dict)):
-                raise _CellError(f"items must be text, got {_kind(item)}")
+                raise _CellError(f"每一项都必须是文字，而不是{_kind(item)}")
             items.append(_as_text(item))
         return field.items(items)
     if isinstance(value, dict):
-        raise _CellError(f"must be a list or text with one item per line, got {_kind(value)}")
+        raise _CellError(f"必须是列表或每行一项的文字，而不是{_kind(value)}")
     return field.split(_as_text(value))
 
 
@@ -471,7 +494,7 @@ def _as_date(value: object) -> date | None:
             return parse_date(value)
         except ValueError:
             pass
-    raise _CellError(f"{value!r} is not a date (write YYYY-MM-DD)")
+    raise _CellError(f"“{value}”不是日期（请写成 YYYY-MM-DD，如 2024-01-31）")
 
 
 def _mb(size: int) -> str:
@@ -479,7 +502,16 @@ def _mb(size: int) -> str:
 
 
 def _kind(value: object) -> str:
-    return {"dict": "a mapping", "list": "a list", "tuple": "a list"}.get(type(value).__name__, type(value).__name__)
+    names = {
+        "dict": "映射（字段: 值）",
+        "list": "列表",
+        "tuple": "列表",
+        "int": "数字",
+        "float": "数字",
+        "bool": "真/假值",
+        "str": "文字",
+    }
+    return names.get(type(value).__name__, type(value).__name__)
 
 
 def _mapping_row(data: Mapping[object, object], row: int, problems: _Problems) -> dict[str, object] | None:
@@ -492,7 +524,7 @@ def _mapping_row(data: Mapping[object, object], row: int, problems: _Problems) -
         if name is None:
             continue
         if name in values:
-            problems.add(row, name, f"given twice: as {given[name]!r} and as {key!r}")
+            problems.add(row, name, f"出现了两次：“{given[name]}”和“{key}”")
             ok = False
             continue
         values[name] = value
@@ -509,14 +541,14 @@ def _decode(data: bytes, codec: str, problems: _Problems) -> str | None:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as err:
             if data[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):
-                problems.add(None, None, "not UTF-8 text: this looks like an Excel workbook; save it as .xlsx")
+                problems.add(None, None, "不是 UTF-8 文字：这看起来是 Excel 工作簿，请以 .xlsx 扩展名导入")
                 return None
             try:
                 data.decode("gb18030")
             except UnicodeDecodeError:
                 line = data[: err.start].count(b"\n") + 1
                 problems.add(
-                    None, None, f"not UTF-8 (invalid byte 0x{data[err.start]:02x} on line {line}): save it as UTF-8"
+                    None, None, f"不是 UTF-8 编码（第 {line} 行有无效字节 0x{data[err.start]:02x}）：请另存为 UTF-8"
                 )
             else:
                 problems.add(None, None, _GBK_MESSAGE)
@@ -525,7 +557,7 @@ def _decode(data: bytes, codec: str, problems: _Problems) -> str | None:
         text = data.decode(codec)
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        problems.add(None, None, f"not valid {codec} (byte 0x{data[err.start]:02x} on line {line})")
+        problems.add(None, None, f"不是有效的 {codec} 编码（第 {line} 行的字节 0x{data[err.start]:02x}）")
         return None
     return text.removeprefix("\ufeff")
 
@@ -538,10 +570,10 @@ def _jsonl_rows(text: str, problems: _Problems) -> _RowSource:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as err:
-            problems.add(line_no, None, f"not valid JSON: {err.msg} (character {err.colno})")
+            problems.add(line_no, None, f"不是有效的 JSON（第 {err.colno} 个字符处有误）")
             continue
         if not isinstance(data, dict):
-            problems.add(line_no, None, f"each line must be a JSON object {{...}}, got {_kind(data)}")
+            problems.add(line_no, None, f"每行必须是一个 JSON 对象 {{…}}，而不是{_kind(data)}")
             continue
         values = _mapping_row(data, line_no, problems)
         if values is not None:
@@ -555,23 +587,22 @@ def _yaml_rows(text: str, problems: _Problems) -> _RowSource:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        reason = getattr(err, "problem", None) or str(err)
-        problems.add(None, None, f"not valid YAML{where}: {reason}")
+        where = f"（第 {mark.line + 1} 行附近有误）" if mark is not None else ""
+        problems.add(None, None, f"不是有效的 YAML 文件{where}")
         return
     if isinstance(data, dict):
         if "entries" not in data:
-            problems.add(None, "entries", "a YAML file needs an 'entries' list (or is a bare list of entries)")
+            problems.add(None, "entries", "YAML 文件需要一个 entries 条目列表（或整个文件就是条目列表）")
             return
         data = data["entries"]
     if data is None:
         return
     if not isinstance(data, list):
-        problems.add(None, "entries", f"'entries' must be a list of entries, got {_kind(data)}")
+        problems.add(None, "entries", f"entries 必须是条目列表，而不是{_kind(data)}")
         return
     for index, item in enumerate(data, start=1):
         if not isinstance(item, dict):
-            problems.add(index, None, f"each entry must be a mapping (question: ..., answer: ...), got {_kind(item)}")
+            problems.add(index, None, f"每个条目必须是“字段: 值”的映射（如 标准问: …），而不是{_kind(item)}")
             continue
         values = _mapping_row(item, index, problems)
         if values is not None:
@@ -588,8 +619,8 @@ def _csv_rows(text: str, problems: _Problems) -> _RowSource:
             cells = next(reader)
         except StopIteration:
             return
-        except csv.Error as err:
-            problems.add(row_no, None, f"not valid CSV: {err}")
+        except csv.Error:
+            problems.add(row_no, None, "不是有效的 CSV 文件（引号或分隔符有误）")
             return
         if not any(c.strip() for c in cells):
             continue
@@ -611,13 +642,13 @@ def _read_header(names: list[object], row_no: int, problems: _Problems) -> dict[
         if field is None:
             continue
         if field in first:
-            problems.add(row_no, field, f"column given twice: {first[field]!r} and {name!r}")
+            problems.add(row_no, field, f"列出现了两次：“{first[field]}”和“{name}”")
             ok = False
         first[field] = name
         header[index] = field
     for field in REQUIRED_COLUMNS:
         if field not in first:
-            problems.add(row_no, field, f"required column {field} ({CHINESE_NAMES[field]}) is missing")
+            problems.add(row_no, field, f"缺少必填列「{CHINESE_NAMES[field]}」")
             ok = False
     return header if ok else None
 
@@ -646,29 +677,29 @@ def _check_workbook_file(path: Path, problems: _Problems) -> bool:
         problems.add(None, None, _EMPTY_MESSAGE)
         return False
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        problems.add(None, None, "this is an old Excel .xls file (or an encrypted workbook): save it as .xlsx")
+        problems.add(None, None, "这是旧版 Excel .xls 文件（或加密的工作簿）：请另存为 .xlsx")
         return False
     if not zipfile.is_zipfile(path):
-        problems.add(None, None, "not an Excel .xlsx file (it is not a zip archive); a CSV file must end in .csv")
+        problems.add(None, None, "不是 Excel .xlsx 文件（不是 zip 压缩包）；CSV 文件的扩展名应为 .csv")
         return False
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             names = {m.filename for m in members}
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as err:  # "zip file version 8.4"
-        problems.add(None, None, f"not a readable Excel .xlsx file: {err}")
+        problems.add(None, None, f"无法读取这个 Excel .xlsx 文件，文件可能已损坏（{type(err).__name__}）")
         return False
     unpacked = sum(m.file_size for m in members)
     if len(members) > 10_000 or unpacked > MAX_XLSX_UNPACKED_BYTES:
         problems.add(
             None,
             None,
-            f"refused: the workbook unpacks to {_mb(unpacked)} in {len(members):,} parts "
-            f"(at most {_mb(MAX_XLSX_UNPACKED_BYTES)} in 10,000 parts)",
+            f"已拒绝：工作簿解压后有 {_mb(unpacked)}、{len(members):,} 个部分"
+            f"（最多 {_mb(MAX_XLSX_UNPACKED_BYTES)}、10,000 个部分）",
         )
         return False
     if "xl/workbook.xml" not in names and not any(n.endswith("/workbook.xml") for n in names):
-        problems.add(None, None, "not an Excel .xlsx file: the zip archive holds no workbook")
+        problems.add(None, None, "不是 Excel .xlsx 文件：压缩包里没有工作簿")
         return False
     return True
 
@@ -683,7 +714,7 @@ def _xlsx_rows(path: Path, problems: _Problems) -> _RowSource:
             warnings.simplefilter("ignore")
             workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
     except Exception as err:  # openpyxl raises many kinds for broken files
-        problems.add(None, None, f"not a readable Excel .xlsx file: {type(err).__name__}: {err}")
+        problems.add(None, None, f"无法读取这个 Excel .xlsx 文件，文件可能已损坏（{type(err).__name__}）")
         return
     try:
         sheets = workbook.worksheets
@@ -704,7 +735,7 @@ def _xlsx_rows(path: Path, problems: _Problems) -> _RowSource:
             except StopIteration:
                 return
             except Exception as err:  # broken sheet XML
-                problems.add(row_no, None, f"cannot read this row of the workbook: {type(err).__name__}: {err}")
+                problems.add(row_no, None, f"无法读取工作簿的这一行，文件可能已损坏（{type(err).__name__}）")
                 return
             by_column = {c.column: c for c in cells if getattr(c, "column", None) is not None}
             real_rows = {c.row for c in by_column.values()}
@@ -727,11 +758,11 @@ def _xlsx_rows(path: Path, problems: _Problems) -> _RowSource:
                     continue
                 value = cell.value
                 if cell.data_type == "f" or (isinstance(value, str) and value.startswith("=")):
-                    formula = value if isinstance(value, str) else "a formula"
+                    formula = value if isinstance(value, str) else "公式"
                     problems.add(
                         row_no,
                         name,
-                        f"cell holds a formula ({formula[:40]}); formulas are not imported: type the value",
+                        f"单元格是公式（{formula[:40]}）；公式不会导入，请直接填写内容",
                     )
                     value = _REPORTED
                 elif isinstance(value, str):
@@ -749,8 +780,8 @@ def _check_excel_cells(rows: list[dict[str, object]]) -> None:
             text = _cell_text(data.get(column), field)
             if len(text) > EXCEL_CELL_CHARS:
                 raise ValueError(
-                    f"entry {data.get('id') or data.get('question')!r}: column {column} has {len(text):,} "
-                    f"characters; an Excel cell holds at most {EXCEL_CELL_CHARS:,} (export as .jsonl or .yaml)"
+                    f"条目“{data.get('id') or data.get('question')}”的「{field.label}」有 {len(text):,} 个字，"
+                    f"Excel 单元格最多 {EXCEL_CELL_CHARS:,} 个字（请导出为 .jsonl 或 .yaml）"
                 )
 
 
@@ -788,7 +819,18 @@ def _cell_text(value: object, field: Field) -> str:
 def _sheet_rows(rows: list[dict[str, object]]) -> Generator[list[str], None, None]:
     yield [f.label for f in FIELDS]
     for data in rows:
-        yield [_guard(_cell_text(data.get(f.name), f)) for f in FIELDS]
+        yield [_guard(_sheet_text(data, f)) for f in FIELDS]
+
+
+def _sheet_text(data: Mapping[str, object], field: Field) -> str:
+    # Staff read spreadsheets: the status in their words (已发布); import reads both.
+    if field.name == "status":
+        value = str(data.get("status") or "")
+        try:
+            return STATUS_NAMES[Status(value)]
+        except ValueError:
+            return value
+    return _cell_text(data.get(field.name), field)
 
 
 def _write_jsonl(rows: list[dict[str, object]], path: Path, notice: str) -> None:

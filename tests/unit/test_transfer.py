@@ -23,7 +23,7 @@ from knowledge_base.transfer import CHINESE_NAMES, COLUMNS, FORMATS, detect_form
 pytestmark = pytest.mark.unit
 
 SAMPLE_YAML = Path(__file__).resolve().parents[2] / "knowledge_base" / "sample" / "guangdong_kb.yaml"
-GBK_MESSAGE = "not UTF-8 (it looks like GBK/GB18030: save as UTF-8, or pass --encoding gbk)"
+GBK_MESSAGE = "文件不是 UTF-8 编码（看起来是 GBK/GB18030）：请另存为 UTF-8，或选择按 GBK 编码导入（命令行加 --encoding gbk）"
 EXTENSION = {"jsonl": ".jsonl", "csv": ".csv", "xlsx": ".xlsx", "yaml": ".yaml"}
 HEADER_ROWS = {"jsonl": 0, "csv": 1, "xlsx": 1, "yaml": 0}  # data row i (0-based) is reported as i + 1 + this
 
@@ -269,14 +269,14 @@ def test_detect_format(name: str, explicit: str | None, expected: str) -> None:
 
 @pytest.mark.parametrize(("name", "explicit"), [("kb.txt", None), ("kb.xls", None), ("kb", None), ("kb.csv", "tsv")])
 def test_detect_format_refuses_unknown_formats(name: str, explicit: str | None) -> None:
-    with pytest.raises(ValueError, match="allowed: jsonl, csv, xlsx, yaml"):
+    with pytest.raises(ValueError, match="可用：jsonl, csv, xlsx, yaml"):
         detect_format(Path(name), explicit)
 
 
 def test_unknown_encoding_is_a_value_error(tmp_path: Path) -> None:
     path = tmp_path / "kb.csv"
     path.write_text("标准问\n问题\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="unknown encoding"):
+    with pytest.raises(ValueError, match="未知编码"):
         read_entries(path, encoding="klingon")
 
 
@@ -286,8 +286,8 @@ def test_jsonl_ignores_unknown_keys_and_reports_bad_lines(tmp_path: Path) -> Non
     path.write_text(f"{good}\n\n{{not json\n[1, 2]\n" + json.dumps({"answer": "no question"}) + "\n", encoding="utf-8")
     problems = rejected(path)
     assert where(problems) == [(3, None), (4, None), (5, "question")]
-    assert "not valid JSON" in problems[0].message
-    assert "JSON object" in problems[1].message
+    assert "不是有效的 JSON" in problems[0].message
+    assert "JSON 对象" in problems[1].message
 
 
 def test_jsonl_with_chinese_keys_and_list_as_text(tmp_path: Path) -> None:
@@ -326,12 +326,12 @@ def test_yaml_accepts_mapping_bare_list_dates_and_numbers(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("content", "expected", "text"),
     [
-        ("notice: 只有说明\n", [(None, "entries")], "needs an 'entries' list"),
-        ("entries: 文本\n", [(None, "entries")], "must be a list"),
-        ("entries:\n  - 只是文本\n  - question: 好\n", [(1, None)], "must be a mapping"),
-        ("entries: [\n", [(None, None)], "not valid YAML"),
-        ("- !!python/object/apply:os.system ['echo hacked']\n", [(None, None)], "not valid YAML"),
-        ("- question: yes\n  answer: true\n", [(1, "answer"), (1, "question")], "true/false"),
+        ("notice: 只有说明\n", [(None, "entries")], "需要一个 entries 条目列表"),
+        ("entries: 文本\n", [(None, "entries")], "必须是条目列表"),
+        ("entries:\n  - 只是文本\n  - question: 好\n", [(1, None)], "必须是“字段: 值”的映射"),
+        ("entries: [\n", [(None, None)], "不是有效的 YAML"),
+        ("- !!python/object/apply:os.system ['echo hacked']\n", [(None, None)], "不是有效的 YAML"),
+        ("- question: yes\n  answer: true\n", [(1, "answer"), (1, "question")], "真/假值"),
     ],
 )
 def test_yaml_structure_problems(
@@ -437,10 +437,10 @@ def test_every_bad_cell_is_reported_with_row_and_column(tmp_path: Path, fmt: str
     assert where(problems) == [(i + offset, column) for i, column in BAD_CELLS]
     assert {p.file for p in problems} == {path.name}
     by_cell = {(p.row, p.column): p.message for p in problems}
-    assert by_cell[(6 + offset, "id")] == f"id 'A-1' is already used in row {offset}"
-    assert "2001 characters" in by_cell[(5 + offset, "question")]
-    assert "control characters" in by_cell[(4 + offset, "answer")]
-    assert "before the effective date" in by_cell[(9 + offset, "expiry_date")]
+    assert by_cell[(6 + offset, "id")] == f"编号“A-1”与第 {offset} 行重复"
+    assert "有 2001 个字" in by_cell[(5 + offset, "question")]
+    assert "控制字符" in by_cell[(4 + offset, "answer")]
+    assert "早于生效日期" in by_cell[(9 + offset, "expiry_date")]
     assert "YYYY-MM-DD" in by_cell[(1 + offset, "effective_date")]
 
 
@@ -448,7 +448,7 @@ def test_every_bad_cell_is_reported_with_row_and_column(tmp_path: Path, fmt: str
 def test_missing_required_column_is_one_problem(tmp_path: Path, fmt: str) -> None:
     path = tmp_path / f"kb{EXTENSION[fmt]}"
     write_raw(fmt, path, [{"id": "a", "answer": "答案"}, {"id": "b", "answer": "答案"}], chinese=True)
-    assert rejected(path) == [ImportProblem(path.name, 1, "question", "required column question (标准问) is missing")]
+    assert rejected(path) == [ImportProblem(path.name, 1, "question", "缺少必填列「标准问」")]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
@@ -482,7 +482,7 @@ def test_column_given_twice_is_reported(tmp_path: Path, fmt: str) -> None:
 def test_empty_files_are_rejected(tmp_path: Path, name: str, content: bytes) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    assert rejected(path) == [ImportProblem(name, None, None, "file is empty: no entries found")]
+    assert rejected(path) == [ImportProblem(name, None, None, "文件是空的：没有找到任何条目")]
 
 
 @pytest.mark.parametrize("header_only", [False, True])
@@ -492,7 +492,7 @@ def test_empty_workbooks_are_rejected(tmp_path: Path, header_only: bool) -> None
     if header_only:
         workbook.active.append(["编号", "标准问"])
     workbook.save(path)
-    assert rejected(path) == [ImportProblem("kb.xlsx", None, None, "file is empty: no entries found")]
+    assert rejected(path) == [ImportProblem("kb.xlsx", None, None, "文件是空的：没有找到任何条目")]
 
 
 # --------------------------------------------------------------------------- encodings
@@ -513,7 +513,7 @@ def test_bytes_that_are_neither_utf8_nor_gbk_are_refused(tmp_path: Path) -> None
     path = tmp_path / "kb.csv"
     path.write_bytes("标准问\n问题\n".encode() + b"\xff\xff\xff\n")
     (problem,) = rejected(path)
-    assert problem.message.startswith("not UTF-8 (invalid byte 0xff on line 3)")
+    assert problem.message.startswith("不是 UTF-8 编码（第 3 行有无效字节 0xff）")
 
 
 def test_a_workbook_renamed_csv_is_refused(tmp_path: Path) -> None:
@@ -521,7 +521,7 @@ def test_a_workbook_renamed_csv_is_refused(tmp_path: Path) -> None:
     write_entries(full_entries(), tmp_path / "kb.xlsx")
     (tmp_path / "kb.xlsx").rename(path)
     (problem,) = rejected(path)
-    assert "save it as .xlsx" in problem.message
+    assert "Excel 工作簿" in problem.message
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "yaml"])
@@ -549,16 +549,16 @@ def test_excel_formulas_are_refused(tmp_path: Path) -> None:
     workbook.save(path)
     problems = rejected(path)
     assert where(problems) == [(2, "answer"), (3, "category")]
-    assert all("formula" in p.message for p in problems)
+    assert all("公式" in p.message for p in problems)
 
 
 @pytest.mark.parametrize(
     ("content", "text"),
     [
-        ("编号,标准问\nA-1,问题\n".encode(), "not an Excel .xlsx file"),
-        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "old Excel .xls"),
-        ("zip without workbook", "holds no workbook"),
-        ("broken workbook", "not a readable Excel .xlsx file"),
+        ("编号,标准问\nA-1,问题\n".encode(), "不是 Excel .xlsx 文件"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "旧版 Excel .xls"),
+        ("zip without workbook", "没有工作簿"),
+        ("broken workbook", "无法读取这个 Excel .xlsx 文件"),
     ],
 )
 def test_files_that_are_not_workbooks_are_refused(tmp_path: Path, content: bytes | str, text: str) -> None:
@@ -581,7 +581,7 @@ def test_workbook_that_unpacks_too_big_is_refused(tmp_path: Path, monkeypatch: p
     write_entries(full_entries(), path)
     monkeypatch.setattr(transfer, "MAX_XLSX_UNPACKED_BYTES", 1_000)
     (problem,) = rejected(path)
-    assert "unpacks to" in problem.message
+    assert "解压后" in problem.message
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -591,7 +591,7 @@ def test_files_over_the_size_limit_are_refused(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(transfer, "MAX_FILE_BYTES", 100)
     (problem,) = rejected(path)
     assert (problem.row, problem.column) == (None, None)
-    assert problem.message.startswith("file is too big:")
+    assert problem.message.startswith("文件太大")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -601,7 +601,7 @@ def test_files_over_the_row_limit_are_refused(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(transfer, "MAX_ROWS", 3)
     (problem,) = rejected(path)
     assert (problem.row, problem.column) == (4 + HEADER_ROWS[fmt], None)
-    assert problem.message == "more than 3 entries: split the file"
+    assert problem.message == "超过 3 条，请把文件拆开分批导入"
 
 
 def test_problem_report_is_capped(tmp_path: Path) -> None:
@@ -610,7 +610,7 @@ def test_problem_report_is_capped(tmp_path: Path) -> None:
     problems = rejected(path)
     assert len(problems) == 1_000
     assert [(p.row, p.column) for p in problems[:999]] == [(i, "question") for i in range(1, 1_000)]
-    assert "too many problems" in problems[-1].message
+    assert "问题太多" in problems[-1].message
 
 
 def test_import_writes_nothing(tmp_path: Path) -> None:
