@@ -23,7 +23,9 @@ from knowledge_base.transfer import CHINESE_NAMES, COLUMNS, FORMATS, detect_form
 pytestmark = pytest.mark.unit
 
 SAMPLE_YAML = Path(__file__).resolve().parents[2] / "knowledge_base" / "sample" / "guangdong_kb.yaml"
-GBK_MESSAGE = "文件不是 UTF-8 编码（看起来是 GBK/GB18030）：请另存为 UTF-8，或选择按 GBK 编码导入（命令行加 --encoding gbk）"
+GBK_MESSAGE = (
+    "文件不是 UTF-8 编码（看起来是 GBK/GB18030）：请另存为 UTF-8，或选择按 GBK 编码导入（命令行加 --encoding gbk）"
+)
 EXTENSION = {"jsonl": ".jsonl", "csv": ".csv", "xlsx": ".xlsx", "yaml": ".yaml"}
 HEADER_ROWS = {"jsonl": 0, "csv": 1, "xlsx": 1, "yaml": 0}  # data row i (0-based) is reported as i + 1 + this
 
