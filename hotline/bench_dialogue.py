@@ -555,6 +555,7 @@ def bot_stack(
     import requests
 
     action_port, rasa_port = free_port(), free_port()
+    rasa_token = secrets.token_urlsafe(24)  # Rasa's /status needs its API token
     env = {
         **environ,
         **settings_environment(data_settings),
@@ -562,6 +563,10 @@ def bot_stack(
         "HOTLINE_ACTION_URL": f"http://127.0.0.1:{action_port}/webhook",
         "HOTLINE_RASA_PORT": str(rasa_port),
         "HOTLINE_GATEWAY_SECRET": secrets.token_urlsafe(24),
+        "HOTLINE_RASA_TOKEN": rasa_token,
+        # Every question comes from this one address: the web channel's limit per address would
+        # measure itself, not the bot.
+        "HOTLINE_RATE_LIMIT_PER_MINUTE": "0",
         "RASA_TELEMETRY_ENABLED": "false",
     }
     env.pop("HOTLINE_REDIS_HOST", None)  # the older way to ask for Redis; conversations stay in memory
@@ -580,7 +585,11 @@ def bot_stack(
             {
                 actions: lambda: requests.get(f"http://127.0.0.1:{action_port}/health", timeout=2).ok,
                 rasa: lambda: (
-                    bool(requests.get(f"{rasa_url}/status", timeout=2).json().get("model_id"))
+                    bool(
+                        requests.get(f"{rasa_url}/status", params={"token": rasa_token}, timeout=2)
+                        .json()
+                        .get("model_id")
+                    )
                     and requests.get(f"{rasa_url}/webhooks/web/", timeout=2).ok
                 ),
             },

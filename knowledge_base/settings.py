@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "HOTLINE_"
+# Settings that are secrets: empty means a random value kept in data_dir (see shared_secret).
+SECRETS = ("secret_key", "rasa_token", "action_secret", "relay_secret")
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -112,6 +114,40 @@ class Settings:
         600,
         "Searches one signed-in operator may run per minute (the console searches while they type); 0: no limit.",
     )
+    trusted_proxies: int = _setting(
+        0,
+        "Reverse proxies in front of the web app (and Rasa's web channel) whose X-Forwarded-For, "
+        "X-Forwarded-Proto and X-Forwarded-Host are believed: 1 for one nginx. 0: the headers are ignored and "
+        "the connecting address is the client's (a client could forge them otherwise).",
+    )
+    rasa_host: str = _setting(
+        "127.0.0.1",
+        "Address Rasa listens on (scripts/bot.sh rasa). Loopback by default: the web app relays to it on the "
+        "same host; give the host's address only for a telephone gateway or load balancer on another machine.",
+    )
+    action_host: str = _setting(
+        "127.0.0.1",
+        "Address the action server listens on (scripts/bot.sh actions). Loopback by default; another address "
+        "only when Rasa runs on another host.",
+    )
+    rasa_token: str = _setting(
+        "",
+        "Token of Rasa's HTTP API (conversations, trackers, /status: ?token=...). Empty: a random token kept in "
+        "data_dir/rasa_token. Set it through HOTLINE_RASA_TOKEN, never in a committed file.",
+    )
+    action_secret: str = _setting(
+        "",
+        "Shared secret Rasa sends the action server with every call (header X-Hotline-Action-Secret); calls "
+        "without it are refused. Empty: a random secret kept in data_dir/action_secret. Rasa and its action "
+        "server on different hosts: the same HOTLINE_ACTION_SECRET on both.",
+    )
+    relay_secret: str = _setting(
+        "",
+        "Shared secret the web app sends with each chat message it relays to Rasa's web channel (header "
+        "X-Hotline-Relay-Secret): such messages were rate-limited by the web app already and are not limited "
+        "again as one client. Empty: a random secret kept in data_dir/relay_secret; web app and Rasa on "
+        "different hosts: the same HOTLINE_RELAY_SECRET on both.",
+    )
 
     explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False, metadata={"internal": True})
     """Names set by a ``HOTLINE_*`` variable or an explicit override: they win over an applied calibration
@@ -152,6 +188,11 @@ class Settings:
                 "database_url must be empty, sqlite:///PATH or postgresql://user@host:port/dbname, got one "
                 f"starting {self.database_url.split('//')[0]!r}"  # the rest may hold a password
             )
+        if not 0 <= self.trusted_proxies <= 5:
+            raise ValueError(f"trusted_proxies must be 0-5 (reverse proxies in front), got {self.trusted_proxies}")
+        for name in SECRETS[1:]:  # secret_key predates the rule; tests and old deployments set short ones
+            if 0 < len(getattr(self, name)) < 16:
+                raise ValueError(f"{name} must be empty (a random one is made) or at least 16 characters")
         if self.embed_threads < 1 or self.hnsw_m < 4 or self.hnsw_ef_search < 1 or self.max_query_chars < 10:
             raise ValueError("embed_threads >= 1, hnsw_m >= 4, hnsw_ef_search >= 1 and max_query_chars >= 10 required")
 
@@ -190,6 +231,48 @@ class Settings:
             "clarify_max": float(self.clarify_max),
             "lexical_weight": self.lexical_weight,
         }
+
+
+def shared_secret(settings: Settings, name: str, *, create: bool = True) -> str:
+    """The secret setting ``name`` (one of :data:`SECRETS`), or the random one kept in ``data_dir/<name>``.
+
+    So that ``bash scripts/run.sh`` needs no configuration: the first process to ask creates the file
+    (readable by its owner only), every process on the host sharing ``data_dir`` reads the same value.
+
+    Args:
+        settings: the deployment's settings.
+        name: ``rasa_token``, ``action_secret``, ``relay_secret`` or ``secret_key``.
+        create: make the file when missing; False returns "" instead (for checks that change nothing).
+
+    Raises:
+        ValueError: ``name`` is not a secret setting.
+    """
+    if name not in SECRETS:
+        raise ValueError(f"{name!r} is not a secret setting; secrets: {', '.join(SECRETS)}")
+    configured = str(getattr(settings, name))
+    if configured:
+        return configured
+    import os
+    import secrets
+
+    path = settings.data_path / name
+    if not path.is_file():
+        if not create:
+            return ""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside, then linked into place: two processes starting at once (Rasa and its action
+        # server) never read a half-written file, and the second keeps the first one's value.
+        aside = path.with_name(f".{name}.{os.getpid()}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        finally:
+            aside.unlink()
+    return path.read_text().strip()
 
 
 def setting_help() -> dict[str, str]:

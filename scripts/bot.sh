@@ -6,6 +6,10 @@
 #   scripts/bot.sh rasa      run Rasa with the REST and hotline channels on HOTLINE_RASA_PORT (5005);
 #                            with a redis_url (HOTLINE_REDIS_URL or config.yml) its tracker and lock store
 #                            live in that Redis (bot/endpoints-redis.yml)
+# Both listen on loopback unless rasa_host / action_host say otherwise. Rasa calls the action server
+# with action_secret, its HTTP API needs rasa_token, and its web channel leaves messages carrying
+# relay_secret (the web app's relay) to the web app's rate limit: each is the setting
+# (HOTLINE_ACTION_SECRET ...) or a random value kept in data_dir, the same for both commands.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -41,6 +45,33 @@ PY
     { read -r HOTLINE_REDIS_HOST; read -r HOTLINE_REDIS_PORT; read -r HOTLINE_REDIS_DB; read -r HOTLINE_REDIS_PASSWORD || true; } <<< "$parts"
     export HOTLINE_REDIS_HOST HOTLINE_REDIS_PORT HOTLINE_REDIS_DB HOTLINE_REDIS_PASSWORD
 }
+
+# The settings both servers need, as the web app and `hotline doctor` read them (config.yml or
+# HOTLINE_CONFIG, HOTLINE_* variables, secrets made once in data_dir). The secrets are exported for
+# bot/endpoints*.yml, bot/credentials.yml and actions/server.py; nothing here prints them.
+load_bot_settings() {
+    local values
+    values="$(cd "$root" && "$root/.venv/bin/python" - <<'PY'
+from knowledge_base.settings import load_settings, shared_secret
+
+s = load_settings()
+print(s.rasa_host, s.action_host, s.rate_limit_per_minute, s.trusted_proxies, s.redis_url, s.redis_prefix, sep="\n")
+for name in ("rasa_token", "action_secret", "relay_secret"):
+    print(shared_secret(s, name))
+PY
+)" || { echo "cannot read the settings (config.yml, HOTLINE_*): see the error above" >&2; exit 2; }
+    { read -r rasa_host; read -r action_host; read -r HOTLINE_RATE_LIMIT_PER_MINUTE; read -r HOTLINE_TRUSTED_PROXIES
+      read -r HOTLINE_LIMIT_REDIS_URL; read -r HOTLINE_REDIS_PREFIX
+      read -r HOTLINE_RASA_TOKEN; read -r HOTLINE_ACTION_SECRET; read -r HOTLINE_RELAY_SECRET; } <<< "$values"
+    export HOTLINE_RATE_LIMIT_PER_MINUTE HOTLINE_TRUSTED_PROXIES HOTLINE_LIMIT_REDIS_URL HOTLINE_REDIS_PREFIX
+    export HOTLINE_RASA_TOKEN HOTLINE_ACTION_SECRET HOTLINE_RELAY_SECRET
+}
+
+# Where a client on this host reaches a server listening on $1 (every address: loopback).
+local_address() {
+    case "$1" in 0.0.0.0|::|"") echo 127.0.0.1 ;; *) echo "$1" ;; esac
+}
+
 model="${HOTLINE_RASA_MODEL:-$root/bot/models/hotline.tar.gz}"
 
 # A model file cut short (disk full, killed copy) must be retrained, not served: the whole gzip
@@ -69,7 +100,6 @@ train() {
     inputs_hash > "$model.inputs"
 }
 
-export HOTLINE_ACTION_URL="${HOTLINE_ACTION_URL:-http://127.0.0.1:${HOTLINE_ACTION_PORT:-5055}/webhook}"
 export SQLALCHEMY_SILENCE_UBER_WARNING=1 RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3
 
 case "${1:-}" in
@@ -81,14 +111,18 @@ case "${1:-}" in
     ;;
   actions)
     cd "$root"
-    port="${HOTLINE_ACTION_PORT:-5055}"
-    "$root/.venv/bin/python" -m rasa_sdk --actions actions --port "$port" &
+    load_bot_settings
+    port="${HOTLINE_ACTION_PORT:-5055}" here="$(local_address "$action_host")"
+    # rasa-sdk's own `python -m rasa_sdk` listens on every address and asks no secret: ours does both.
+    "$root/.venv/bin/python" -m actions.server --host "$action_host" --port "$port" &
     server=$!
     trap 'kill -TERM "$server" 2>/dev/null; wait "$server"' TERM INT
     # Load the knowledge base and the model now, not inside the first caller's request.
     for _ in $(seq 1 120); do
-        if curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
-            curl -fs -XPOST "http://127.0.0.1:$port/webhook" -H 'Content-Type: application/json' \
+        if curl -fs "http://$here:$port/health" >/dev/null 2>&1; then
+            # The secret through a header file on stdin (-H @-), not the command line that `ps` shows.
+            echo "X-Hotline-Action-Secret: $HOTLINE_ACTION_SECRET" |
+            curl -fs -XPOST "http://$here:$port/webhook" -H 'Content-Type: application/json' -H @- \
                 -d '{"next_action":"action_warm_up","sender_id":"warm-up","tracker":{"sender_id":"warm-up","slots":{},"latest_message":{},"events":[],"paused":false,"latest_event_time":null,"followup_action":null,"active_loop":{},"latest_action_name":null},"domain":{}}' \
                 >/dev/null || echo "action server warm-up request failed; the first question will load the knowledge base" >&2
             break
@@ -104,6 +138,8 @@ case "${1:-}" in
         echo "HOTLINE_GATEWAY_SECRET was not set; this run's hotline gateway secret: $HOTLINE_GATEWAY_SECRET"
     fi
     export HOTLINE_GATEWAY_SECRET
+    load_bot_settings
+    export HOTLINE_ACTION_URL="${HOTLINE_ACTION_URL:-http://$(local_address "$action_host"):${HOTLINE_ACTION_PORT:-5055}/webhook}"
     endpoints=endpoints.yml
     if redis_for_rasa; then
         endpoints=endpoints-redis.yml
@@ -114,8 +150,15 @@ case "${1:-}" in
         train
     fi
     cd "$root/bot"
+    echo "Rasa on $rasa_host:${HOTLINE_RASA_PORT:-5005}, HTTP API behind rasa_token; actions at $HOTLINE_ACTION_URL"
     # bot/ for our channels (imported as channels.*); the root for the stdlib-only knowledge_base.plain.speech they use.
-    PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/rasa" run --enable-api \
+    # Rasa takes its API token only as --auth-token: it is added from the environment inside the process,
+    # so that it never appears on a command line other users of the host can read (ps, /proc/PID/cmdline).
+    PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/python" -c '
+import os, sys
+from rasa.__main__ import main
+sys.argv = ["rasa", *sys.argv[1:], "--auth-token", os.environ["HOTLINE_RASA_TOKEN"]]
+sys.exit(main())' run --enable-api --interface "$rasa_host" \
         --port "${HOTLINE_RASA_PORT:-5005}" --model "$model" \
         --credentials credentials.yml --endpoints "$endpoints"
     ;;

@@ -129,7 +129,9 @@ class Server:
     def ready(self) -> bool:
         path = {"actions": "/health", "rasa": "/status", "web": "/healthz"}[self.kind]
         try:
-            reply = requests.get(self.url + path, timeout=2)
+            # Rasa's /status needs its API token (HOTLINE_RASA_TOKEN of this run's environment).
+            token = {"token": self.env.get("HOTLINE_RASA_TOKEN", "")} if self.kind == "rasa" else {}
+            reply = requests.get(self.url + path, params=token, timeout=2)
             # Rasa answers /status before its model is loaded; model_id says it is.
             return reply.status_code == 200 and (self.kind != "rasa" or bool(reply.json().get("model_id")))
         except (requests.RequestException, ValueError):
@@ -195,6 +197,7 @@ class System:
         self.log_dir = workdir / "log"
         self.model_dir = BUILT_MODEL if BUILT_MODEL.is_dir() and not args.build_model else None
         self.gateway_secret = secrets.token_urlsafe(24)
+        self.rasa_token = secrets.token_urlsafe(24)
         # One session key for every web app: a staff member signed in on one is signed in on all.
         self.secret_key = secrets.token_hex(32)
         self.password = secrets.token_urlsafe(16)
@@ -219,6 +222,7 @@ class System:
             HOTLINE_REDIS_PREFIX=f"{self.run_id}:",
             HOTLINE_SECRET_KEY=self.secret_key,
             HOTLINE_GATEWAY_SECRET=self.gateway_secret,
+            HOTLINE_RASA_TOKEN=self.rasa_token,
             # The load comes from one address, and its closed-loop operators search faster than people
             # type: the limits would measure themselves, not the system.
             HOTLINE_RATE_LIMIT_PER_MINUTE="0",

@@ -22,6 +22,13 @@ mkdir -p var/log
 
 action_base="${HOTLINE_ACTION_PORT:-5055}" rasa_base="${HOTLINE_RASA_PORT:-5005}"
 web_base="$(.venv/bin/hotline config --get web_port)"
+# Rasa and the action servers listen on loopback unless rasa_host / action_host say otherwise; the
+# secrets between the servers are settings or random values made once in data_dir (scripts/bot.sh).
+here() { case "$1" in 0.0.0.0|::|"") echo 127.0.0.1 ;; *) echo "$1" ;; esac; }
+rasa_at="$(here "$(.venv/bin/hotline config --get rasa_host)")"
+action_at="$(here "$(.venv/bin/hotline config --get action_host)")"
+rasa_token="$(.venv/bin/python -c 'from knowledge_base.settings import load_settings, shared_secret
+print(shared_secret(load_settings(), "rasa_token"))')"
 if [ -z "${HOTLINE_GATEWAY_SECRET:-}" ]; then
     HOTLINE_GATEWAY_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 fi
@@ -33,17 +40,19 @@ trap stop EXIT INT TERM
 for ((i = 0; i < workers; i++)); do
     action_port=$((action_base + i)) rasa_port=$((rasa_base + i)) web_port=$((web_base + i))
     HOTLINE_ACTION_PORT=$action_port bash scripts/bot.sh actions > "var/log/actions-$i.log" 2>&1 & pids+=($!)
-    HOTLINE_RASA_PORT=$rasa_port HOTLINE_ACTION_URL="http://127.0.0.1:$action_port/webhook" \
+    HOTLINE_RASA_PORT=$rasa_port HOTLINE_ACTION_URL="http://$action_at:$action_port/webhook" \
         bash scripts/bot.sh rasa > "var/log/rasa-$i.log" 2>&1 & pids+=($!)
-    HOTLINE_RASA_URL="http://127.0.0.1:$rasa_port" .venv/bin/hotline web --port "$web_port" \
+    HOTLINE_RASA_URL="http://$rasa_at:$rasa_port" .venv/bin/hotline web --port "$web_port" \
         > "var/log/web-$i.log" 2>&1 & pids+=($!)
 done
 echo "==> starting $workers action server(s), Rasa worker(s) and web app(s) (logs in var/log/)"
 
 ready() {
     for ((i = 0; i < workers; i++)); do
-        curl -fs "http://127.0.0.1:$((rasa_base + i))/status" 2>/dev/null | grep -q model_id || return 1
-        curl -fs "http://127.0.0.1:$((action_base + i))/health" >/dev/null 2>&1 || return 1
+        # Rasa's /status needs its API token: given on stdin (curl -K -), not on a command line `ps` shows.
+        echo "url = \"http://$rasa_at:$((rasa_base + i))/status?token=$rasa_token\"" |
+            curl -fs -K - 2>/dev/null | grep -q model_id || return 1
+        curl -fs "http://$action_at:$((action_base + i))/health" >/dev/null 2>&1 || return 1
         curl -fs "http://127.0.0.1:$((web_base + i))/healthz" >/dev/null 2>&1 || return 1
     done
 }
@@ -56,11 +65,12 @@ for _ in $(seq 1 300); do
   operator console:     http://127.0.0.1:$web_base/operator
   admin:                http://127.0.0.1:$web_base/admin
       first administrator: $(cat var/admin-credentials.txt 2>/dev/null || echo 'created earlier (hotline user list)')
-  website chat channel: POST http://127.0.0.1:$rasa_base/webhooks/web/webhook
-      curl -s -XPOST localhost:$rasa_base/webhooks/web/webhook -H 'Content-Type: application/json' \\
+  website chat channel: POST http://$rasa_at:$rasa_base/webhooks/web/webhook (rate_limit_per_minute per address)
+      curl -s -XPOST $rasa_at:$rasa_base/webhooks/web/webhook -H 'Content-Type: application/json' \\
            -d '{"sender":"demo","message":"社保卡丢了怎么补办"}'
-  hotline gateway:      POST http://127.0.0.1:$rasa_base/webhooks/hotline/webhook
+  hotline gateway:      POST http://$rasa_at:$rasa_base/webhooks/hotline/webhook
       header X-Hotline-Secret: $HOTLINE_GATEWAY_SECRET
+  Rasa's HTTP API and the action servers need their secrets (data_dir/rasa_token, data_dir/action_secret)
   question console:     .venv/bin/hotline ask
   check a deployment:   .venv/bin/hotline doctor
 Press Ctrl-C to stop.

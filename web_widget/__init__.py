@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, Map
 
-from knowledge_base.settings import Settings, load_settings
+from knowledge_base.settings import Settings, load_settings, shared_secret
 
 if TYPE_CHECKING:
     import redis as redis_client
@@ -70,7 +70,7 @@ def create_app(
     app.extensions["hotline"] = hotline
     app.config.update(
         HOTLINE_SETTINGS=settings,
-        HOTLINE_RELAY=relay or RasaRelay(settings.rasa_url),
+        HOTLINE_RELAY=relay or RasaRelay(settings.rasa_url, relay_secret=shared_secret(settings, "relay_secret")),
         HOTLINE_LIMITER=RateLimiter(settings.rate_limit_per_minute, redis=hotline.redis, prefix=settings.redis_prefix),
         HOTLINE_OPERATOR_LIMITER=RateLimiter(
             settings.operator_rate_limit_per_minute, redis=hotline.redis, prefix=settings.redis_prefix
@@ -82,6 +82,14 @@ def create_app(
         SESSION_COOKIE_NAME="hotline_session",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
     )
+    if settings.trusted_proxies:
+        # Behind that many reverse proxies the client is the address they saw, not the nearest proxy: rate
+        # limits, the audit log and sign-in throttling all read request.remote_addr. Never believed with 0,
+        # where any client could write the headers itself.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.url_map.converters["int"] = _DatabaseId
     app.before_request(check_csrf)
     app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)

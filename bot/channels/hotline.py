@@ -15,6 +15,7 @@ from typing import Any
 
 from channels.common import BadRequest, message_text, parse_body, sender_id
 from channels.dialogue import converse
+from channels.limits import ChannelLimiter
 from channels.speech import to_speech
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -29,6 +30,15 @@ BUSY = {
     "work_order": None,
 }
 
+# A caller (call_id) over rate_limit_per_minute hears this and may speak again a minute later.
+SLOW_DOWN = {
+    "speech": ["抱歉，您说得太快了，系统来不及处理，请稍后再试。"],
+    "prompt": "",
+    "options": [],
+    "handoff": False,
+    "work_order": None,
+}
+
 
 class HotlineInput(InputChannel):
     """Speech-gateway channel, authenticated with a shared secret."""
@@ -39,14 +49,16 @@ class HotlineInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> HotlineInput:
-        return cls((credentials or {}).get("secret") or "")
+        credentials = credentials or {}
+        return cls(credentials.get("secret") or "", ChannelLimiter.from_credentials(credentials))
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, limiter: ChannelLimiter | None = None) -> None:
         if len(secret) < 16:
             raise ValueError(
                 "the hotline channel needs a shared secret of at least 16 characters (set HOTLINE_GATEWAY_SECRET)"
             )
         self.secret = secret
+        self.limiter = limiter or ChannelLimiter(0)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hotline = Blueprint("hotline_webhook", __name__)
@@ -66,6 +78,9 @@ class HotlineInput(InputChannel):
                 message = message_text(body, "text")
             except BadRequest as exc:
                 return response.json({"error": str(exc)}, status=400)
+            # Per call, not per address: the whole gateway connects from one.
+            if not await self.limiter.allow(f"call:{call_id}"):
+                return response.json({"call_id": call_id, **SLOW_DOWN}, status=429)
             if not message:
                 return response.json({"call_id": call_id, **to_speech([{"text": "您好，请说出您要咨询的问题。"}])})
             region = body.get("region") if isinstance(body.get("region"), str) else None

@@ -17,6 +17,11 @@ import requests
 from tests.conftest import REPO
 
 SECRET = "test-gateway-secret-0123456789"
+# Rasa's HTTP API (/status, trackers) needs its token. The action secret is in the environment too, for
+# `rasa test core --endpoints endpoints.yml`; the relay secret is made in the stack's data folder by
+# scripts/bot.sh, as on a fresh installation, and read from there by the web app.
+RASA_TOKEN = "test-rasa-api-token-0123456789"
+ACTION_SECRET = "test-action-secret-0123456789"
 MODEL = REPO / "bot" / "models" / "hotline.tar.gz"
 
 
@@ -138,6 +143,8 @@ def stack(model_dir, tmp_path_factory, private_redis) -> Iterator[dict]:
         "HOTLINE_DATA_DIR": str(data),
         "HOTLINE_MODEL_DIR": str(model_dir),
         "HOTLINE_GATEWAY_SECRET": SECRET,
+        "HOTLINE_RASA_TOKEN": RASA_TOKEN,
+        "HOTLINE_ACTION_SECRET": ACTION_SECRET,
         "HOTLINE_REDIS_URL": private_redis.url,
         "HOTLINE_RATE_LIMIT_PER_MINUTE": "0",
     }
@@ -176,7 +183,9 @@ def stack(model_dir, tmp_path_factory, private_redis) -> Iterator[dict]:
             )
         for name in ("rasa", "rasa2"):
             wait_until(
-                lambda name=name: requests.get(f"{urls[name]}/status", timeout=2).json().get("model_id"),
+                lambda name=name: (
+                    requests.get(f"{urls[name]}/status", params={"token": RASA_TOKEN}, timeout=2).json().get("model_id")
+                ),
                 300,
                 f"Rasa server {name}",
                 procs[name],
