@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import ipaddress
 import json
 import socket
 import subprocess
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from knowledge_base.settings import Settings
+from knowledge_base.settings import Settings, shared_secret
 
 if TYPE_CHECKING:
     from knowledge_base.search.textnorm import TextNormaliser
@@ -160,10 +161,12 @@ def run_checks(
         assert port_problem is not None
         checks.append(port_problem)
     else:
+        token = shared_secret(settings, "rasa_token", create=False)
         checks += [
-            check_rasa_port(ports.rasa_host, ports.rasa, timeout=timeout),
+            check_rasa_port(ports.rasa_host, ports.rasa, timeout=timeout, token=token),
             check_action_port(ports.actions, timeout=timeout),
             check_web_port(ports.web_host, ports.web, timeout=timeout),
+            *check_exposure(settings, ports, timeout=timeout),
         ]
     return checks
 
@@ -476,8 +479,8 @@ def _taken(what: str, host: str, port: int, variable: str) -> str:
     return f"stop the program on {host}:{port} (`ss -ltnp 'sport = :{port}'` shows it) or move {what}: {variable}"
 
 
-def check_rasa_port(host: str, port: int, *, timeout: float = 2.0) -> Check:
-    """Rasa's port is free, or Rasa answers there (``/status``)."""
+def check_rasa_port(host: str, port: int, *, timeout: float = 2.0, token: str = "") -> Check:
+    """Rasa's port is free, or Rasa answers there (``/status``, with the API token ``token``)."""
     name = f"rasa port {port}"
     state = _listening(host, port, timeout)
     if state is False:
@@ -486,7 +489,7 @@ def check_rasa_port(host: str, port: int, *, timeout: float = 2.0) -> Check:
         return Check(
             name, Level.FAIL, f"no answer from {host}:{port}", f"start Rasa there or correct rasa_url ({host})"
         )
-    status, body = _get(f"http://{host}:{port}/status", timeout)
+    status, body = _get(f"http://{host}:{port}/status" + (f"?token={token}" if token else ""), timeout)
     try:
         info = json.loads(body) if status == 200 else None
     except ValueError:
@@ -502,7 +505,7 @@ def check_rasa_port(host: str, port: int, *, timeout: float = 2.0) -> Check:
         )
     status, body = _get(f"http://{host}:{port}/", timeout)
     if status == 200 and body.startswith("Hello from Rasa"):
-        return Check(name, Level.OK, f"{body.strip()} on {host}:{port} (HTTP API not enabled)")
+        return Check(name, Level.OK, f"{body.strip()} on {host}:{port} (HTTP API off, or behind another token)")
     return Check(
         name,
         Level.FAIL,
@@ -566,3 +569,120 @@ def check_web_port(host: str, port: int, *, timeout: float = 2.0) -> Check:
         f"{probe}:{port} is taken by something that is not the hotline-qa web app",
         _taken("the web app", probe, port, "web_port in config.yml or HOTLINE_WEB_PORT=..."),
     )
+
+
+# -- exposure ------------------------------------------------------------------------
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: whatever it resolves to is reachable by others
+        return False
+
+
+def _secret_source(settings: Settings, name: str) -> str | None:
+    """Where the servers will take secret ``name`` from; None when nowhere yet."""
+    if getattr(settings, name):
+        return f"{name} (setting / HOTLINE_{name.upper()})"
+    if shared_secret(settings, name, create=False):
+        return f"{settings.data_path / name}"
+    return None
+
+
+def _post_status(url: str, timeout: float) -> int:
+    """The status of a bodiless-JSON POST; 0 when it is not HTTP at all."""
+    import requests
+
+    try:
+        return requests.post(url, json={}, timeout=timeout).status_code
+    except requests.RequestException:
+        return 0
+
+
+def check_exposure(settings: Settings, ports: Ports, *, timeout: float = 2.0) -> list[Check]:
+    """Where each server listens, and whether what protects it is in place (the README's security table).
+
+    Warns when Rasa or the action server listens beyond loopback, when a running one answers without
+    its token or secret (started otherwise than by scripts/bot.sh), and when the web app listens on
+    every address without trusted_proxies (fine facing citizens directly; behind a proxy, set it).
+    """
+    checks = []
+    rasa_secret = _secret_source(settings, "rasa_token")
+    action_secret = _secret_source(settings, "action_secret")
+    for name, host, port, what, secret, setting in (
+        ("rasa listens", settings.rasa_host, ports.rasa, "Rasa", rasa_secret, "rasa_host"),
+        (
+            "action server listens",
+            settings.action_host,
+            ports.actions,
+            "the action server",
+            action_secret,
+            "action_host",
+        ),
+    ):
+        kind = "HTTP API token" if setting == "rasa_host" else "calls need the secret"
+        guard = f"{kind} from {secret}" if secret else f"{kind} made in data_dir by scripts/bot.sh at start"
+        if _loopback(host):
+            checks.append(Check(name, Level.OK, f"{host}:{port}, loopback only; {guard}"))
+        else:
+            checks.append(
+                Check(
+                    name,
+                    Level.WARN,
+                    f"{host}:{port}: {what} is reachable from other machines (its {guard})",
+                    f"firewall the port to the machines that need it, or set {setting}: 127.0.0.1",
+                )
+            )
+    probe = _probe_address(settings.action_host)
+    base = f"http://{probe}:{ports.actions}"
+    if (
+        _listening(probe, ports.actions, timeout)
+        and _get(f"{base}/health", timeout)[0] == 200
+        and _post_status(f"{base}/webhook", timeout) != 401
+    ):
+        checks.append(
+            Check(
+                "action server secret",
+                Level.WARN,
+                f"the action server on {probe}:{ports.actions} runs actions for callers without action_secret",
+                "start it with scripts/bot.sh actions (python -m actions.server), not python -m rasa_sdk",
+            )
+        )
+    probe = _probe_address(settings.rasa_host)
+    if _listening(probe, ports.rasa, timeout) and _get(f"http://{probe}:{ports.rasa}/status", timeout)[0] == 200:
+        checks.append(
+            Check(
+                "rasa token",
+                Level.WARN,
+                f"Rasa's HTTP API on {probe}:{ports.rasa} answers without a token: anyone reaching it reads "
+                "conversations",
+                "start Rasa with scripts/bot.sh rasa (it passes rasa_token as --auth-token)",
+            )
+        )
+    web = f"{settings.web_host}:{settings.web_port}"
+    if _loopback(settings.web_host):
+        note = "" if settings.trusted_proxies else " (behind a reverse proxy on this host: set trusted_proxies: 1)"
+        checks.append(
+            Check("web listens", Level.OK, f"{web}, loopback only; trusted_proxies {settings.trusted_proxies}{note}")
+        )
+    else:
+        checks.append(
+            Check(
+                "web listens",
+                Level.WARN if not settings.trusted_proxies else Level.OK,
+                f"{web}: reachable from other machines (citizens' chat, staff sign-in; CSRF, rate limits, "
+                f"sign-in throttling); trusted_proxies {settings.trusted_proxies}",
+                ""
+                if settings.trusted_proxies
+                else "facing citizens directly this is expected; behind a reverse "
+                "proxy set trusted_proxies: 1, or web_host: 127.0.0.1 with the proxy on this host",
+            )
+        )
+    return checks
+
+
+def _probe_address(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
