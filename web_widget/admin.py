@@ -15,13 +15,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from knowledge_base.errors import (
     EntryNotFound,
-    ImportProblem,
     ImportRejected,
     InvalidEntry,
     KnowledgeBaseError,
@@ -32,6 +31,7 @@ from knowledge_base.records import Entry, PolicyBasis, Region, ServiceGuide, Sta
 from knowledge_base.staff.accounts import User
 from web_widget.auth import current_user, login_required
 from web_widget.diffview import entry_diff
+from web_widget.filters import FILTERS
 from web_widget.security import client_address
 from web_widget.services import services
 
@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("hotline.web")
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@admin.record_once
+def _install_filters(state: Any) -> None:
+    # Times, percentages and codes read the same on every staff page (operator console included).
+    state.app.jinja_env.filters.update(FILTERS)
 
 
 @admin.context_processor
@@ -121,12 +127,43 @@ def entry_from_form(form: MultiDict[str, str], *, entry_id: int | None, version:
     )
 
 
+_OTHER_LABELS = {"policy": "政策依据", "guide": "办事指南", "version": "版本"}
+# What the store says in English (it also serves the command line), as staff need to hear it.
+_PLAIN_REFUSALS = {
+    "revision": "不能回滚到这个修订：它属于其他条目，或没有保存内容",
+    "id": "编号已被其他条目使用，或文件里有重复的编号",
+    "author": "缺少操作人，请重新登录后再试",
+}
+
+
+def _has_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
 def _refusal(exc: InvalidEntry) -> str:
-    """A refused field as the editor reads it: by its form label, not its key (a message naming it stays as is)."""
+    """A refused field as staff read it: by its Chinese label, never its key (a message naming it stays as is)."""
+    message = exc.message
+    if not _has_chinese(message):
+        message = _PLAIN_REFUSALS.get(exc.field, "内容不符合要求，请检查后再试")
     field = FIELDS_BY_NAME.get(exc.field)
-    if field is None or field.label in exc.message:
-        return exc.message if field is not None else str(exc)
-    return f"{field.label}：{exc.message}"
+    label = field.label if field is not None else _OTHER_LABELS.get(exc.field, "")
+    if not label or label in message:
+        return message
+    return f"{label}：{message}"
+
+
+def _say(exc: Exception) -> str:
+    """Any refusal of the knowledge base in Chinese: the workflow's own words, or a plain one for the store's."""
+    if isinstance(exc, InvalidEntry):
+        return _refusal(exc)
+    text = str(exc)
+    if _has_chinese(text):
+        return text
+    if isinstance(exc, StaleVersion):
+        return f"条目已被他人修改（您看到的是第 {exc.expected} 版，现在是第 {exc.actual} 版），请刷新后重新操作"
+    if isinstance(exc, EntryNotFound):
+        return "没有找到这个条目或修订（可能已被删除），请刷新后再试"
+    return "操作未完成，请刷新页面后再试"
 
 
 def form_values(entry: Entry | None, form: MultiDict[str, str] | None = None) -> dict[str, str]:
@@ -164,6 +201,20 @@ def _int(value: str | None, name: str) -> int:
     if not -(2**63) <= number < 2**63:  # the database's integers are 64-bit: a longer one would crash the query
         abort(400, description=f"{name} 超出范围")
     return number
+
+
+def _unconfirmed(question: str, button: str, cancel: str) -> ResponseReturnValue | None:
+    """The confirmation page for an action that cannot be taken back, or None once the person confirmed it.
+
+    The page's script asks in a dialog and posts ``confirmed=1`` (static/staff.js, for forms with ``data-confirm``);
+    without a script this page is the second step: the same form again, with its fields, 确定 and 取消.
+    """
+    if request.form.get("confirmed") == "1":
+        return None
+    fields = [(k, v) for k, v in request.form.items(multi=True) if k not in ("csrf_token", "confirmed")]
+    return render_template(
+        "admin/confirm.html", question=question, button=button, action=request.path, fields=fields, cancel=cancel
+    )
 
 
 def _audit(action: str, target: str, detail: dict[str, Any]) -> None:
@@ -296,6 +347,13 @@ def edit_entry(entry_id: int) -> ResponseReturnValue:
 @login_required("reviewer")
 def entry_status(entry_id: int) -> ResponseReturnValue:
     form = request.form
+    if form.get("status") == Status.ARCHIVED.value:
+        current = _entry_or_404(entry_id)
+        page = url_for("admin.entry", entry_id=entry_id)
+        question = f"归档后，市民和话务员都查不到「{current.question}」。确定归档吗？"
+        asked = _unconfirmed(question, "确定归档", page)
+        if asked is not None:
+            return asked
     try:
         stored = services().workflow.set_status(
             entry_id,
@@ -304,9 +362,9 @@ def entry_status(entry_id: int) -> ResponseReturnValue:
             author=_user().username,
         )
     except StaleVersion as exc:
-        flash(f"操作被拒绝：{exc}", "error")
+        flash(f"操作被拒绝：{_say(exc)}", "error")
     except (InvalidEntry, EntryNotFound) as exc:
-        flash(str(exc), "error")
+        flash(_say(exc), "error")
     else:
         flash(f"条目 {stored.key or stored.id} 已{'归档' if stored.status is Status.ARCHIVED else '发布'}", "ok")
     return redirect(url_for("admin.entry", entry_id=entry_id))
@@ -337,6 +395,11 @@ def revision(entry_id: int, revision_id: int) -> ResponseReturnValue:
 @admin.post("/entries/<int:entry_id>/rollback/<int:revision_id>")
 @login_required("reviewer")
 def rollback(entry_id: int, revision_id: int) -> ResponseReturnValue:
+    current = _entry_or_404(entry_id)
+    question = f"「{current.question}」将回到修订 {revision_id} 的内容并立即发布（生成新版本，可再回滚）。确定回滚吗？"
+    asked = _unconfirmed(question, "确定回滚", url_for("admin.history", entry_id=entry_id))
+    if asked is not None:
+        return asked
     try:
         stored = services().workflow.rollback(
             entry_id,
@@ -345,16 +408,43 @@ def rollback(entry_id: int, revision_id: int) -> ResponseReturnValue:
             author=_user().username,
         )
     except StaleVersion as exc:
-        flash(f"回滚被拒绝：条目已被他人修改，请刷新后再试（{exc}）", "error")
+        flash(f"回滚被拒绝：{_say(exc)}", "error")
         return redirect(url_for("admin.history", entry_id=entry_id))
     except (InvalidEntry, EntryNotFound) as exc:
-        flash(str(exc), "error")
+        flash(f"回滚未完成：{_say(exc)}", "error")
         return redirect(url_for("admin.history", entry_id=entry_id))
     flash(f"已回滚到修订 {revision_id}，生成新版本 {stored.version}", "ok")
     return redirect(url_for("admin.entry", entry_id=entry_id))
 
 
 # -- drafts and review ------------------------------------------------------------
+
+
+@admin.get("/api/session")
+@login_required("editor")
+def session_alive() -> ResponseReturnValue:
+    """Whether the session still holds: the edit form asks before it posts, and keeps the text when it does not."""
+    return jsonify(ok=True)
+
+
+def _draft_form_path() -> str:
+    """The page of the draft form that was posted: where a person who signed in again continues."""
+    draft_id = request.view_args.get("draft_id") if request.view_args else None
+    if draft_id is not None:
+        return url_for("admin.draft", draft_id=draft_id)
+    entry_id = request.form.get("entry_id", "")
+    if entry_id.isdigit() and len(entry_id) < 19:
+        return url_for("admin.edit_entry", entry_id=int(entry_id))
+    return url_for("admin.new_entry")
+
+
+@admin.before_request
+def _draft_after_session_ended() -> ResponseReturnValue | None:
+    # A draft posted after the session ended: sign in (会话已过期) and come back to the same form, where the
+    # page restores what the browser kept of the typed text (static/staff.js), instead of the drafts list.
+    if request.endpoint != "admin.save_draft" or current_user() is not None:
+        return None
+    return redirect(url_for("auth.login", next=_draft_form_path(), expired=1))
 
 
 @admin.get("/drafts")
@@ -427,7 +517,7 @@ def save_draft(draft_id: int | None = None) -> ResponseReturnValue:
         if form.get("action") == "submit":
             saved = svc.workflow.submit(saved.id, expected_version=saved.version, author=user.username)
     except StaleVersion as exc:
-        flash(f"保存被拒绝：{exc}", "error")
+        flash(f"保存被拒绝：{_say(exc)}", "error")
         return _show_draft_form(values, existing, current, [], 409)
     except InvalidEntry as exc:
         flash(f"未保存：{_refusal(exc)}", "error")
@@ -449,6 +539,11 @@ def draft_action(draft_id: int, action: str) -> ResponseReturnValue:
     if needs_reviewer and not svc.accounts.can(user, "reviewer"):
         svc.accounts.audit(user.username, "access.denied", request.path, {"needs": "reviewer"})
         abort(403, description="只有审核员可以发布或退回草稿")
+    if action == "discard":
+        question = f"放弃后，草稿 {draft_id} 里的修改都不会保留。确定放弃吗？"
+        asked = _unconfirmed(question, "确定放弃草稿", url_for("admin.draft", draft_id=draft_id))
+        if asked is not None:
+            return asked
     try:
         if action == "submit":
             svc.workflow.submit(draft_id, expected_version=version, author=user.username)
@@ -466,11 +561,9 @@ def draft_action(draft_id: int, action: str) -> ResponseReturnValue:
         else:
             abort(404, description=f"未知操作 {action}")
     except StaleVersion as exc:
-        flash(f"操作被拒绝：{exc}", "error")
-    except (InvalidEntry, EntryNotFound) as exc:
-        flash(f"操作未完成：{exc}", "error")
+        flash(f"操作被拒绝：{_say(exc)}", "error")
     except KnowledgeBaseError as exc:
-        flash(f"操作未完成：{exc}", "error")
+        flash(f"操作未完成：{_say(exc)}", "error")
     return redirect(url_for("admin.draft", draft_id=draft_id))
 
 
@@ -488,7 +581,7 @@ def test_pane() -> ResponseReturnValue:
         try:
             result = kb.search(question, region=region or None, top_k=10, explain=True)
         except ValueError as exc:
-            error = str(exc)
+            error = str(exc) if _has_chinese(str(exc)) else f"没有找到地区“{region}”：请填写省、市或区县的名称"
     sources = {name: _SOURCE_NAMES.get(source, source) for name, source in kb.sources.items()}
     return render_template(
         "admin/test.html", question=question, region=region, result=result, error=error, sources=sources
@@ -533,7 +626,7 @@ def queue_add() -> ResponseReturnValue:
         else:
             saved = svc.workflow.save(proposed, author=_user().username)
     except (InvalidEntry, StaleVersion) as exc:
-        flash(f"未能加入：{exc}", "error")
+        flash(f"未能加入：{_say(exc)}", "error")
         return redirect(url_for("admin.queue"))
     svc.queue.resolve(questions, action=f"draft:{saved.id}", actor=_user().username)
     flash(f"已将 {len(questions)} 个问法加入条目 {current.key or current.id} 的草稿，请检查后提交审核", "ok")
@@ -579,22 +672,11 @@ def export() -> ResponseReturnValue:
     return send_file(io.BytesIO(data), as_attachment=True, download_name=name)
 
 
-def _problem_text(problem: ImportProblem, filename: str) -> str:
-    """One import problem as staff read it: file, row as the spreadsheet shows it, column by its Chinese header."""
-    where = [filename]
-    if problem.row is not None:
-        where.append(f"第 {problem.row} 行")
-    if problem.column:
-        field = FIELDS_BY_NAME.get(problem.column)
-        where.append(f"「{field.label}」列" if field else f"{problem.column} 列")
-    return f"{'，'.join(where)}：{problem.message}"
-
-
 @admin.post("/import")
 @login_required("reviewer")
 def import_file() -> ResponseReturnValue:
     """Import a file all-or-nothing; every bad cell is reported with its row and column."""
-    from knowledge_base.transfer import read_entries
+    from knowledge_base.transfer import describe_problem, read_entries
 
     upload = request.files.get("file")
     if upload is None or not upload.filename:
@@ -607,14 +689,16 @@ def import_file() -> ResponseReturnValue:
         path = Path(folder) / f"upload{suffix}"
         upload.save(path)
         try:
-            entries = read_entries(path, encoding=encoding)
+            # Saved under a name of ours; every message names the file the person chose.
+            entries = read_entries(path, encoding=encoding, name=Path(upload.filename).name)
             summary = services().kb.import_entries(entries, author=_user().username)
         except ImportRejected as exc:
-            problems = [_problem_text(p, upload.filename) for p in exc.problems[:200]]
+            problems = [describe_problem(p) for p in exc.problems[:200]]
             _audit("kb.import.rejected", upload.filename, {"problems": len(exc.problems)})
             return render_template("admin/transfer.html", problems=problems, total=len(exc.problems), summary=None), 400
-        except (InvalidEntry, ValueError, KnowledgeBaseError) as exc:
-            return render_template("admin/transfer.html", problems=[str(exc)], total=1, summary=None), 400
+        except (ValueError, KnowledgeBaseError) as exc:
+            problems = [f"{Path(upload.filename).name}：{_say(exc)}"]
+            return render_template("admin/transfer.html", problems=problems, total=1, summary=None), 400
     _audit("kb.import", upload.filename, {"added": summary.added, "updated": summary.updated})
     return render_template("admin/transfer.html", problems=[], summary=summary)
 
@@ -671,6 +755,11 @@ def users() -> ResponseReturnValue:
     if request.method == "POST":
         form = request.form
         action, username = form.get("action", ""), form.get("username", "")
+        if action == "disable":
+            question = f"停用后，{username} 立即退出登录且不能再登录（可随时重新启用）。确定停用吗？"
+            asked = _unconfirmed(question, "确定停用", url_for("admin.users"))
+            if asked is not None:
+                return asked
         try:
             if action == "create":
                 accounts.create_user(

@@ -179,7 +179,9 @@ def test_second_editor_of_the_same_entry_is_refused_at_save_and_keeps_the_text(a
 def test_saving_over_an_entry_changed_since_it_was_opened_is_refused(app, fake_kb):
     editor, reviewer = sign_in(app, "editor"), sign_in(app, "reviewer")
     entry_id = _entry_id(app, "T-SB-1")
-    reviewer.post(f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1"))
+    reviewer.post(
+        f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1", confirmed="1")
+    )
     reply = editor.post("/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1"))
     assert reply.status_code == 409 and "现为第 2 版" in reply.get_data(as_text=True)
 
@@ -191,7 +193,9 @@ def test_publishing_a_draft_of_an_entry_changed_meanwhile_is_refused(app, fake_k
         "/admin/drafts", data=_draft_form(editor, entry_id=str(entry_id), entry_version="1", answer="旧稿")
     )
     old_id = int(old.headers["Location"].rsplit("/", 1)[1])
-    reviewer.post(f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1"))
+    reviewer.post(
+        f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1", confirmed="1")
+    )
     reply = reviewer.post(
         f"/admin/drafts/{old_id}/publish", data=_form(reviewer, draft_version="1"), follow_redirects=True
     )
@@ -249,9 +253,11 @@ def test_rollback_is_a_new_revision(app, fake_kb):
     first = fake_kb.revisions(entry_id)[0]
     page = reviewer.get(f"/admin/entries/{entry_id}/revisions/{first.id}?against=current").get_data(as_text=True)
     assert "diff-del" in page or "diff-add" in page
-    stale = reviewer.post(f"/admin/entries/{entry_id}/rollback/{first.id}", data=_form(reviewer, version="1"))
+    stale = reviewer.post(
+        f"/admin/entries/{entry_id}/rollback/{first.id}", data=_form(reviewer, version="1", confirmed="1")
+    )
     assert stale.status_code == 302 and fake_kb.get(entry_id).answer == "改后的答案"
-    reviewer.post(f"/admin/entries/{entry_id}/rollback/{first.id}", data=_form(reviewer, version="2"))
+    reviewer.post(f"/admin/entries/{entry_id}/rollback/{first.id}", data=_form(reviewer, version="2", confirmed="1"))
     restored = fake_kb.get(entry_id)
     assert restored.answer == original.answer and restored.version == 3
     assert (
@@ -263,7 +269,9 @@ def test_rollback_is_a_new_revision(app, fake_kb):
 def test_archive_takes_an_entry_out_of_search(app, fake_kb):
     reviewer = sign_in(app, "reviewer")
     entry_id = _entry_id(app, "T-SB-1")
-    reviewer.post(f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1"))
+    reviewer.post(
+        f"/admin/entries/{entry_id}/status", data=_form(reviewer, status="archived", version="1", confirmed="1")
+    )
     assert fake_kb.get(entry_id).status is Status.ARCHIVED
     assert all(h.entry.id != entry_id for h in fake_kb.search("怎么查询社保缴费记录").hits)
 
@@ -366,7 +374,7 @@ def test_users_are_managed_by_administrators_and_one_admin_remains(app):
         "/admin/users", data=_form(admin, action="create", username="chen", password=PASSWORD, role="editor")
     )
     assert reply.status_code == 302
-    reply = admin.post("/admin/users", data=_form(admin, action="disable", username="admin1"))
+    reply = admin.post("/admin/users", data=_form(admin, action="disable", username="admin1", confirmed="1"))
     assert reply.status_code == 400
     assert "user.create" in [r["action"] for r in app.extensions["hotline"].accounts.audit_log()]
 
@@ -598,7 +606,7 @@ def test_a_bad_aspect_cell_rejects_the_import_naming_row_and_column(app, fake_kb
     )
     html = reply.get_data(as_text=True)
     assert reply.status_code == 400 and "没有写入任何内容" in html
-    assert "guide.csv，第 3 行，「申请材料」列：「申请材料」含有控制字符" in html
+    assert "guide.csv 第 3 行「申请材料」：「申请材料」含有控制字符" in html
     assert fake_kb.store.kb_version() == version
     with pytest.raises(EntryNotFound):
         fake_kb.store.get_by_key("T-G1")  # nothing stored, not even the good row

@@ -55,6 +55,13 @@
     } catch (e) { return null; }
   }
 
+  // Scores are a cosine plus a lexical bonus and can pass 1.0: shown as a percentage that stops at 100%.
+  function percent(score) {
+    var n = Number(score);
+    if (!isFinite(n)) { return ""; }
+    return Math.floor(Math.min(Math.max(n, 0), 1) * 100) + "%";
+  }
+
   function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
 
   function setStatus(text, kind) {
@@ -195,9 +202,18 @@
     if (focus) {
       q.value = "";
       state.seen = [];
-      renderSeen();
+      resetOrderForm();
       q.focus();
     }
+  }
+
+  // A new caller starts from an empty work order: nothing of the previous call is carried over.
+  function resetOrderForm() {
+    orderForm.reset();
+    orderForm.hidden = true;
+    orderOpen.setAttribute("aria-expanded", "false");
+    orderError.hidden = true;
+    renderSeen();
   }
 
   // -- one result card ------------------------------------------------------------
@@ -278,7 +294,7 @@
     var title = el("h3", "", hit.question);
     title.id = "hit-" + n + "-q";
     head.appendChild(title);
-    head.appendChild(el("span", "score", "相似度 " + Number(hit.score).toFixed(3)));
+    head.appendChild(el("span", "score", "相似度 " + percent(hit.score)));
     art.appendChild(head);
     if (hit.matched_phrasing && hit.matched_phrasing !== hit.question) {
       art.appendChild(el("p", "matched muted", "匹配问法：" + hit.matched_phrasing));
@@ -532,9 +548,8 @@
           if (reply.status !== 401) { orderFailed(reply.data.error || "工单未能提交，请重试", reply.data.field); }
           return;
         }
-        orderForm.reset();
-        orderForm.hidden = true;
-        orderOpen.setAttribute("aria-expanded", "false");
+        state.seen = [];
+        resetOrderForm();
         clear(notice);
         notice.appendChild(document.createTextNode("工单已创建："));
         var a = el("a", "", reply.data.number);
@@ -557,7 +572,7 @@
         var a = el("a", "", o.number);
         if (typeof o.url === "string" && o.url.charAt(0) === "/") { a.href = o.url; }
         li.appendChild(a);
-        li.appendChild(el("span", "muted", " " + String(o.created_at || "").replace("T", " ")));
+        li.appendChild(el("span", "muted", " " + String(o.created_at || "").replace("T", " ").slice(0, 16)));
         var text = String(o.description || "");
         li.appendChild(el("div", "", text.length > 80 ? text.slice(0, 80) + "…" : text));
         var who = [o.name, o.phone, o.region].filter(Boolean).join(" · ");
@@ -603,6 +618,7 @@
   byId("order-cancel").addEventListener("click", closeOrderForm);
   orderForm.addEventListener("submit", submitOrder);
   byId("orders-refresh").addEventListener("click", loadOrders);
+  byId("new-call").addEventListener("click", function () { clearAll(true); setStatus("新来电：已清空查询和工单"); });
 
   renderSeen();
   loadOrders();
