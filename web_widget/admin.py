@@ -27,7 +27,7 @@ from knowledge_base.errors import (
     StaleVersion,
 )
 from knowledge_base.fields import FIELDS_BY_NAME, GUIDE_FIELDS, parse_date
-from knowledge_base.records import Entry, PolicyBasis, Region, ServiceGuide, Status
+from knowledge_base.records import Entry, PolicyBasis, Region, SearchResult, ServiceGuide, Status
 from knowledge_base.staff.accounts import User
 from web_widget.auth import current_user, login_required
 from web_widget.diffview import entry_diff
@@ -584,8 +584,25 @@ def test_pane() -> ResponseReturnValue:
             error = str(exc) if _has_chinese(str(exc)) else f"没有找到地区“{region}”：请填写省、市或区县的名称"
     sources = {name: _SOURCE_NAMES.get(source, source) for name, source in kb.sources.items()}
     return render_template(
-        "admin/test.html", question=question, region=region, result=result, error=error, sources=sources
+        "admin/test.html",
+        question=question,
+        region=region,
+        result=result,
+        error=error,
+        sources=sources,
+        reason=_reason_in_chinese(result) if result is not None else "",
     )
+
+
+def _reason_in_chinese(result: SearchResult) -> str:
+    from knowledge_base.search.ranking import Thresholds, reason_in_chinese
+
+    if not result.normalised:
+        return "问题里没有可以检索的字词（只有标点、语气词或问候）：无法回答"
+    reason = reason_in_chinese([h.score for h in result.hits], Thresholds.from_mapping(result.thresholds))
+    if result.truncated:
+        reason += f"；问题太长，只检索了前 {services().settings.max_query_chars} 个字"
+    return reason
 
 
 # Where each tuned value of the search comes from, as the test pane says it.

@@ -33,6 +33,12 @@ SOURCE_NAMES = {
 }
 RESOLVE_WINDOW = timedelta(minutes=10)
 CLUSTER_SIMILARITY = 0.93  # e5 cosine; at this level two questions ask for the same thing
+SUGGESTION_FLOOR = 0.92
+"""e5 cosine (the hit's dense score, which no lexical weight moves) below which a cluster's closest entry is only
+shown, not proposed: the queue's main button is then 新建条目. Measured on the sample (knowledge_base/sample, 199
+test questions): of the 154 questions whose closest entry is the right one, 96.8 % score at least 0.92; of the 36
+the sample cannot answer, 78 % score below. "我要投诉噪音" comes closest to the entry about leaked personal data
+at 0.915."""
 MAX_ITEMS = 5000
 
 
@@ -58,6 +64,11 @@ class Cluster:
     @property
     def sources(self) -> dict[str, int]:
         return dict(Counter(SOURCE_NAMES[i.source] for i in self.items))
+
+    @property
+    def close_enough(self) -> bool:
+        """Whether the closest entry is near enough to propose adding the cluster's wordings to it."""
+        return self.suggestion is not None and self.suggestion.dense >= SUGGESTION_FLOOR
 
     @property
     def wordings(self) -> list[str]:
