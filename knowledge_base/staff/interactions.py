@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +45,8 @@ class WorkOrder:
     transcript: list[dict[str, Any]] = field(default_factory=list)
     entries: list[str] = field(default_factory=list)
     status: str = "open"
+    token: str = ""
+    """Random and unique: what the work order's page URL carries (the number can be guessed by counting)."""
 
 
 class InteractionStore:
@@ -79,7 +82,7 @@ class InteractionStore:
         transcript: list[dict[str, Any]] | None = None,
         entries: list[str] | None = None,
     ) -> WorkOrder:
-        """Store a work order and give it its number (GD + date + sequence), in one transaction.
+        """Store a work order and give it its number (GD + date + sequence) and URL token, in one transaction.
 
         Raises:
             InvalidEntry: empty or oversized description, or a phone that is not a phone number.
@@ -96,7 +99,7 @@ class InteractionStore:
         with self.db.transaction():
             order_id = self.db.insert(
                 "INSERT INTO work_orders (created_at, channel, sender_id, region, name, phone, description, "
-                "transcript, entries, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                "transcript, entries, status, token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
                 (
                     now.isoformat(),
                     channel,
@@ -107,6 +110,7 @@ class InteractionStore:
                     description,
                     json.dumps(transcript or [], ensure_ascii=False),
                     json.dumps(entries or [], ensure_ascii=False),
+                    secrets.token_urlsafe(16),  # 128 random bits
                 ),
             )
             number = f"GD{now:%Y%m%d}{order_id:06d}"
@@ -117,6 +121,17 @@ class InteractionStore:
         row = self.db.query_one("SELECT * FROM work_orders WHERE number=?", (number,))
         if row is None:
             raise EntryNotFound(f"no work order {number!r}")
+        return _work_order(row)
+
+    def work_order_by_token(self, token: str) -> WorkOrder:
+        """The work order whose URL token this is (its page is found by the token, never by the number).
+
+        Raises:
+            EntryNotFound: no work order has this token.
+        """
+        row = self.db.query_one("SELECT * FROM work_orders WHERE token=?", (token,))
+        if row is None:
+            raise EntryNotFound("no work order with this token")
         return _work_order(row)
 
     def work_orders(self, *, status: str | None = "open", limit: int = 100) -> list[WorkOrder]:
@@ -200,4 +215,5 @@ def _work_order(row: dict[str, Any]) -> WorkOrder:
         transcript=json.loads(row["transcript"]),
         entries=json.loads(row["entries"]),
         status=row["status"],
+        token=row["token"],
     )

@@ -131,6 +131,9 @@ users = _numbered(
     _integer("failed_logins"),
     _text("locked_until", nullable=True),
     _text("created_at"),
+    # Every session carries the generation it began in; a bump (sign-out, new password, new role,
+    # disabling) ends all of the account's sessions at their next request (revision 0003).
+    Column("session_generation", _INTEGER, nullable=False, server_default="0"),
 )
 
 audit_log = _numbered(
@@ -195,9 +198,13 @@ work_orders = _numbered(
     _text("transcript"),
     _text("entries"),
     _text("status"),
+    # What the work order's page URL carries: random, so a page cannot be found by counting up numbers
+    # (the number stays on screen for people; revision 0003).
+    _text("token"),
 )
 # The dashboard reads work orders by date (revision 0002).
 Index("work_orders_time", work_orders.c.created_at)
+Index("work_orders_token", work_orders.c.token, unique=True)
 
 feedback = _numbered(
     "feedback",

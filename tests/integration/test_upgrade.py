@@ -23,7 +23,7 @@ from knowledge_base.staff.interactions import InteractionStore
 from knowledge_base.staff.workflow import Workflow
 from knowledge_base.storage import schema
 from knowledge_base.storage.database import Database, open_database, postgres_ddl, split_statements
-from knowledge_base.storage.migrate import head_revision, schema_differences, status, upgrade
+from knowledge_base.storage.migrate import head_revision, known_revisions, schema_differences, status, upgrade
 from knowledge_base.storage.store import SQLStore
 from tests.fixtures.make_release_fixture import PASSWORDS
 from tests.integration.test_postgres import empty_schema_url, postgres  # noqa: F401 - the fixture
@@ -97,8 +97,13 @@ def test_a_release_database_is_upgraded_with_every_row_intact(new_database, norm
     }
 
     done = upgrade(db)
-    assert (done.previous, done.current, done.applied) == (None, head_revision(), ("0001", "0002"))
-    assert rows(db) == before
+    assert (done.previous, done.current, done.applied) == (None, head_revision(), known_revisions())
+    after = rows(db)
+    # Revision 0003's new columns: generation 0 for every account, a distinct random URL token for every work order.
+    assert [u.pop("session_generation") for u in after["users"]] == [0, 0]
+    tokens = [o.pop("token") for o in after["work_orders"]]
+    assert len(set(tokens)) == 2 and all(len(t) >= 22 for t in tokens)
+    assert after == before
     assert schema_differences(db) == []
     assert upgrade(db).applied == ()  # a second run finds nothing to do
 
@@ -120,7 +125,8 @@ def test_a_release_database_is_upgraded_with_every_row_intact(new_database, norm
     assert accounts.authenticate("admin", PASSWORDS["admin"]).role == "admin"
     assert accounts.authenticate("editor1", PASSWORDS["editor1"]).username == "editor1"
     order = InteractionStore(db).create_work_order(channel="web", sender_id="s-9", description="升级后的工单")
-    assert order.id == 3  # past the release's ids, on both databases
+    assert order.id == 3  # past the release's ids, on both databases (SQLite's table was copied by revision 0003)
+    assert InteractionStore(db).work_order_by_token(order.token) == order
     assert store.add(Entry(question="升级后的新问题"), author="editor1").id == 5  # past the deleted entry's too
 
 
@@ -147,3 +153,12 @@ def test_an_older_release_missing_tables_is_adopted(new_database):
     assert status(db).state == "unversioned"
     upgrade(db)
     assert schema_differences(db) == [] and SQLStore(db).kb_version() == 0
+
+
+def test_work_order_ids_are_not_reused_after_revision_0003(new_database):
+    """SQLite adds the token's NOT NULL by copying the table; its AUTOINCREMENT counter must come along."""
+    db = new_database()
+    load_release(db)
+    db.execute("DELETE FROM work_orders WHERE id=2")  # the newest: only the counter remembers its id
+    upgrade(db)
+    assert InteractionStore(db).create_work_order(channel="web", sender_id="s-1", description="新工单").id == 3
