@@ -25,6 +25,9 @@ import yaml
 ENV_PREFIX = "HOTLINE_"
 # Settings that are secrets: empty means a random value kept in data_dir (see shared_secret).
 SECRETS = ("secret_key", "rasa_token", "action_secret", "relay_secret")
+# The staff roles, each including the ones before it (knowledge_base/staff/accounts.py); here so that
+# pii_min_role is checked where it is read.
+STAFF_ROLES = ("operator", "editor", "reviewer", "admin")
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -107,6 +110,28 @@ class Settings:
         "never in a committed file).",
     )
     session_minutes: int = _setting(30, "A staff session ends after this many minutes without activity.")
+    https_only: bool = _setting(
+        False,
+        "The site is served over https (directly or behind a TLS proxy): session cookies are marked Secure and "
+        "every response carries Strict-Transport-Security. Leave false for plain-http test setups, where a "
+        "Secure cookie would never be sent back.",
+    )
+    allow_self_publish: bool = _setting(
+        False,
+        "Let a reviewer publish a draft they saved themselves (for one-person offices). False: four eyes, "
+        "the last author of a draft cannot publish it.",
+    )
+    pii_min_role: str = _setting(
+        "reviewer",
+        "Lowest staff role that sees a work order's full phone and ID-card numbers (operator, editor, reviewer "
+        "or admin); lower roles see them masked. Every unmasked view is in the audit log with the address.",
+    )
+    signin_failures_per_address: int = _setting(
+        20,
+        "Failed sign-ins one address (IP) may have in 15 minutes before further sign-ins from it are refused, "
+        "besides the per-account lockout (5 wrong passwords: 15 minutes); counted from the audit log in the "
+        "database, so every worker and host shares the count. 0 turns the limit off.",
+    )
     rate_limit_per_minute: int = _setting(
         30, "Chat messages and public searches one client (IP address) may send per minute; 0 turns the limit off."
     )
@@ -179,6 +204,12 @@ class Settings:
             or min(self.rate_limit_per_minute, self.operator_rate_limit_per_minute) < 0
         ):
             raise ValueError("web_port 1-65535, session_minutes >= 1 and rate_limit_per_minute >= 0 required")
+        if self.pii_min_role not in STAFF_ROLES:
+            raise ValueError(f"pii_min_role must be one of {', '.join(STAFF_ROLES)}, got {self.pii_min_role!r}")
+        if self.signin_failures_per_address < 0:
+            raise ValueError(
+                f"signin_failures_per_address must be 0 (off) or more, got {self.signin_failures_per_address}"
+            )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(
                 f"redis_url must be empty or start with redis://, rediss:// or unix://, got {self.redis_url!r}"

@@ -79,6 +79,7 @@ def create_app(
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.https_only,
         SESSION_COOKIE_NAME="hotline_session",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
     )
@@ -128,6 +129,8 @@ def create_app(
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if settings.https_only:  # a browser that saw this never tries plain http here again for a year
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         if request.path.startswith(("/staff", "/admin", "/operator")):
             response.headers.setdefault("Cache-Control", "no-store")
             response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")

@@ -29,7 +29,7 @@ from knowledge_base.errors import (
 from knowledge_base.fields import FIELDS_BY_NAME, GUIDE_FIELDS, parse_date
 from knowledge_base.records import Entry, PolicyBasis, Region, SearchResult, ServiceGuide, Status
 from knowledge_base.staff.accounts import User
-from web_widget.auth import current_user, login_required
+from web_widget.auth import current_user, keep_session, login_required
 from web_widget.diffview import entry_diff
 from web_widget.filters import FILTERS
 from web_widget.security import client_address
@@ -375,7 +375,11 @@ def entry_status(entry_id: int) -> ResponseReturnValue:
 def history(entry_id: int) -> ResponseReturnValue:
     current = _entry_or_404(entry_id)
     revisions = services().kb.revisions(entry_id)
-    return render_template("admin/history.html", entry=current, revisions=list(reversed(revisions)))
+    # Who wrote each published version and who published it (the revision's author is the publisher).
+    published = services().workflow.publications(entry_id)
+    return render_template(
+        "admin/history.html", entry=current, revisions=list(reversed(revisions)), published=published
+    )
 
 
 @admin.get("/entries/<int:entry_id>/revisions/<int:revision_id>")
@@ -555,7 +559,12 @@ def draft_action(draft_id: int, action: str) -> ResponseReturnValue:
             svc.workflow.reject(draft_id, expected_version=version, reviewer=user.username, note=form.get("note", ""))
             flash("已退回给编辑", "ok")
         elif action == "publish":
-            stored = svc.workflow.publish(draft_id, expected_version=version, reviewer=user.username)
+            stored = svc.workflow.publish(
+                draft_id,
+                expected_version=version,
+                reviewer=user.username,
+                allow_own=svc.settings.allow_self_publish,  # four eyes unless a one-person office turns it off
+            )
             flash(f"已发布：条目 {stored.key or stored.id} 第 {stored.version} 版，市民和话务员现在就能查到", "ok")
             return redirect(url_for("admin.entry", entry_id=stored.id))
         else:
@@ -787,14 +796,15 @@ def users() -> ResponseReturnValue:
                     actor=_user().username,
                 )
                 flash(f"已创建用户 {username}", "ok")
-            elif action == "role":
-                accounts.set_role(username, form.get("role", ""), actor=_user().username)
+            elif action == "role":  # ends the account's sessions (a signed-in admin's own one carries on)
+                keep_session(accounts.set_role(username, form.get("role", ""), actor=_user().username))
                 flash(f"已修改 {username} 的角色", "ok")
             elif action in ("disable", "enable"):
                 accounts.set_disabled(username, action == "disable", actor=_user().username)
                 flash(f"已{'停用' if action == 'disable' else '启用'} {username}", "ok")
             elif action == "password":
                 accounts.set_password(username, form.get("password", ""), actor=_user().username)
+                keep_session(accounts.user(username))  # other sessions of the account have ended
                 flash(f"已重设 {username} 的密码", "ok")
             else:
                 abort(400, description=f"未知操作 {action}")

@@ -1,17 +1,27 @@
-"""Staff sign-in: sessions that expire, role checks on every staff page, an audit record of each sign-in."""
+"""Staff sign-in: sessions that expire, role checks on every staff page, an audit record of each sign-in.
+
+The session cookie is signed but lives in the browser, so ending a session needs the server: each
+session carries its account's *session generation* from sign-in, and a request whose generation is
+no longer the account's is signed out. Sign-out, a new password, a new role and disabling bump the
+generation (:class:`~knowledge_base.staff.accounts.AccountStore`), so a copied cookie stops working.
+
+Failed sign-ins all get one message; besides the per-account lockout, an address with
+``signin_failures_per_address`` failures in :data:`SIGN_IN_WINDOW` may not try again until they age out.
+"""
 
 from __future__ import annotations
 
 import functools
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import ParamSpec
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from knowledge_base.staff.accounts import AccountError, User
+from knowledge_base.staff.accounts import SIGN_IN_FAILED, AccountError, User
 from web_widget.security import client_address
 from web_widget.services import services
 
@@ -19,6 +29,7 @@ auth = Blueprint("auth", __name__, url_prefix="/staff")
 
 P = ParamSpec("P")
 ABSOLUTE_SESSION_SECONDS = 12 * 3600  # a full shift; then sign in again
+SIGN_IN_WINDOW = timedelta(minutes=15)
 
 
 def current_user() -> User | None:
@@ -36,12 +47,18 @@ def current_user() -> User | None:
         g.session_expired = True
         return None
     user = services().accounts.user_by_id(int(uid))
-    if user is None or user.disabled:
-        session.clear()
+    if user is None or user.disabled or session.get("gen") != user.session_generation:
+        session.clear()  # signed out, new password or role, disabled: this session ended on the server
         return None
     session["seen"] = now
     g.user = user
     return user
+
+
+def keep_session(user: User) -> None:
+    """Carry the current session over a change of the signed-in user's own account (their new password or role)."""
+    if session.get("uid") == user.id:
+        session["gen"] = user.session_generation
 
 
 def _wants_json() -> bool:
@@ -84,14 +101,20 @@ def login() -> ResponseReturnValue:
     if request.method == "POST":
         username = request.form.get("username", "")[:40]
         password = request.form.get("password", "")[:200]
+        accounts, address = services().accounts, client_address()
+        limit = services().settings.signin_failures_per_address
+        if limit and accounts.recent_failures(address, within=SIGN_IN_WINDOW) >= limit:
+            # Not counted as a failure itself: the address may try again once its failures age out.
+            accounts.audit(username[:40] or "-", "login.throttled", "", {"limit": limit}, ip=address)
+            return render_template("staff/login.html", error=SIGN_IN_FAILED, expired=False), 429
         try:
-            user = services().accounts.authenticate(username, password, ip=client_address())
+            user = accounts.authenticate(username, password, ip=address)
         except AccountError as exc:
             error = str(exc)
         else:
             csrf = session.get("csrf")
             session.clear()  # a fresh session on sign-in (no fixation)
-            session.update(uid=user.id, seen=time.time(), since=time.time(), csrf=csrf)
+            session.update(uid=user.id, gen=user.session_generation, seen=time.time(), since=time.time(), csrf=csrf)
             session.permanent = True
             home = url_for("operator.console") if user.role == "operator" else url_for("admin.home")
             return redirect(_safe_next(request.args.get("next")) if request.args.get("next") else home)
@@ -104,5 +127,7 @@ def logout() -> ResponseReturnValue:
     user = current_user()
     if user is not None:
         services().accounts.audit(user.username, "logout", "", {}, ip=client_address())
+        # Ends every session of the account, this cookie and any copy of it included.
+        services().accounts.end_sessions(user.username, actor=user.username, ip=client_address())
     session.clear()
     return redirect(url_for("auth.login"))

@@ -3,7 +3,11 @@
 Roles, each including the one before: ``operator`` (hotline console), ``editor``
 (drafts entries), ``reviewer`` (approves, publishes, archives, rolls back),
 ``admin`` (users and settings). Passwords are stored as salted scrypt hashes;
-five wrong passwords in a row lock the account for fifteen minutes.
+five wrong passwords in a row lock the account for fifteen minutes, and every
+failed sign-in gets the same message (:data:`SIGN_IN_FAILED`), so nobody learns
+which usernames exist or are locked. Each account has a *session generation*:
+signing out, a new password, a new role or disabling the account bumps it, which
+ends every session that began before (:meth:`AccountStore.end_sessions`).
 
 Example:
     >>> from knowledge_base.storage.database import open_database
@@ -28,14 +32,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from knowledge_base.errors import KnowledgeBaseError
+from knowledge_base.settings import STAFF_ROLES
 from knowledge_base.storage.database import Database
 from knowledge_base.storage.migrate import ensure_current
 
-ROLES = ("operator", "editor", "reviewer", "admin")
+ROLES = STAFF_ROLES
 ROLE_NAMES = {"operator": "话务员", "editor": "编辑", "reviewer": "审核员", "admin": "管理员"}
 MIN_PASSWORD = 10
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
+SIGN_IN_FAILED = "登录失败：用户名或密码错误，或账号已锁定、停用（多次输错后请15分钟后再试）。如有疑问请联系管理员。"
+"""The one message of every failed sign-in: unknown user, wrong password, locked or disabled account, or too many
+failures from the address. Which of them it was is in the audit log, for administrators."""
 _USERNAME = re.compile(r"^[a-zA-Z0-9_.-]{2,40}$")
 # scrypt cost: about 50 ms per check here, slow enough to hurt guessing, fast enough for sign-in.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -53,6 +61,7 @@ class User:
     role: str
     disabled: bool
     created_at: datetime
+    session_generation: int = 0
 
     @property
     def role_name(self) -> str:
@@ -148,18 +157,19 @@ class AccountStore:
         """The user whose password this is.
 
         Raises:
-            AccountError: unknown user, wrong password, disabled or locked account
-                (the message does not tell which of unknown user and wrong password).
+            AccountError: unknown user, wrong password, disabled or locked account, all with the one
+                message :data:`SIGN_IN_FAILED` and about the same time taken; the audit log says which.
         """
         row = self.db.query_one("SELECT * FROM users WHERE username=?", ((username or "").strip(),))
         now = datetime.now()
         if row is None:
             check_password(password or "", hash_password("timing"))  # same cost as a real check
             self.audit(username[:40] if username else "-", "login.failed", "", {"reason": "unknown user"}, ip=ip)
-            raise AccountError("用户名或密码错误")
+            raise AccountError(SIGN_IN_FAILED)
         if row["locked_until"] and datetime.fromisoformat(row["locked_until"]) > now:
+            check_password(password or "", row["password_hash"])  # as slow as any other refusal
             self.audit(row["username"], "login.failed", "", {"reason": "locked"}, ip=ip)
-            raise AccountError("密码错误次数过多，账号已临时锁定，请15分钟后再试或联系管理员")
+            raise AccountError(SIGN_IN_FAILED)
         if not check_password(password or "", row["password_hash"]):
             failed = int(row["failed_logins"]) + 1
             locked = (now + LOCKOUT).isoformat(timespec="seconds") if failed >= MAX_FAILED_LOGINS else None
@@ -168,10 +178,10 @@ class AccountStore:
                 (0 if locked else failed, locked, row["id"]),
             )
             self.audit(row["username"], "login.failed", "", {"reason": "wrong password"}, ip=ip)
-            raise AccountError("用户名或密码错误")
+            raise AccountError(SIGN_IN_FAILED)
         if row["disabled"]:
             self.audit(row["username"], "login.failed", "", {"reason": "disabled"}, ip=ip)
-            raise AccountError("该账号已停用，请联系管理员")
+            raise AccountError(SIGN_IN_FAILED)
         self.db.execute("UPDATE users SET failed_logins=0, locked_until=NULL WHERE id=?", (row["id"],))
         self.audit(row["username"], "login", "", {}, ip=ip)
         return _user(row)
@@ -181,7 +191,8 @@ class AccountStore:
         user = self.user(username)
         if user.role == "admin" and role != "admin":
             self._keep_an_admin(user.username)
-        self.db.execute("UPDATE users SET role=? WHERE id=?", (role, user.id))
+        # A new role ends the account's sessions: a demoted user keeps no page the old role opened.
+        self.db.execute("UPDATE users SET role=?, session_generation=session_generation+1 WHERE id=?", (role, user.id))
         self.audit(actor, "user.role", username, {"from": user.role, "to": role})
         return self.user(username)
 
@@ -189,7 +200,9 @@ class AccountStore:
         user = self.user(username)
         if disabled and user.role == "admin":
             self._keep_an_admin(user.username)
-        self.db.execute("UPDATE users SET disabled=? WHERE id=?", (int(disabled), user.id))
+        self.db.execute(
+            "UPDATE users SET disabled=?, session_generation=session_generation+1 WHERE id=?", (int(disabled), user.id)
+        )
         self.audit(actor, "user.disable" if disabled else "user.enable", username, {})
         return self.user(username)
 
@@ -197,10 +210,35 @@ class AccountStore:
         user = self.user(username)
         check_new_password(password)
         self.db.execute(
-            "UPDATE users SET password_hash=?, failed_logins=0, locked_until=NULL WHERE id=?",
+            # Whoever knew the old password (or holds a session from it) is out.
+            "UPDATE users SET password_hash=?, failed_logins=0, locked_until=NULL, "
+            "session_generation=session_generation+1 WHERE id=?",
             (hash_password(password), user.id),
         )
         self.audit(actor, "user.password", username, {})
+
+    def end_sessions(self, username: str, *, actor: str, ip: str = "") -> User:
+        """End every session of ``username`` (sign-out ends them all: a copied cookie stops working too).
+
+        Returns:
+            The account with its new session generation.
+        """
+        user = self.user(username)
+        self.db.execute("UPDATE users SET session_generation=session_generation+1 WHERE id=?", (user.id,))
+        self.audit(actor, "user.sessions_ended", username, {}, ip=ip)
+        return self.user(username)
+
+    def recent_failures(self, ip: str, *, within: timedelta) -> int:
+        """Failed sign-ins from address ``ip`` in the last ``within``.
+
+        Counted from the audit log, where every failure is recorded anyway: every worker and host
+        shares the count (with or without Redis) and it survives restarts.
+        """
+        since = (datetime.now() - within).isoformat(timespec="seconds")
+        row = self.db.query_one(
+            "SELECT COUNT(*) AS n FROM audit_log WHERE created_at>=? AND action='login.failed' AND ip=?", (since, ip)
+        )
+        return int(row["n"]) if row else 0
 
     def _keep_an_admin(self, leaving: str) -> None:
         rows = self.db.query("SELECT username FROM users WHERE role='admin' AND disabled=0 AND username<>?", (leaving,))
@@ -243,4 +281,5 @@ def _user(row: dict[str, Any]) -> User:
         role=row["role"],
         disabled=bool(row["disabled"]),
         created_at=datetime.fromisoformat(row["created_at"]),
+        session_generation=int(row["session_generation"]),
     )

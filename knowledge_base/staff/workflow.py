@@ -6,7 +6,8 @@ back. Publishing applies the draft to the entry with the entry's version as the
 draft saw it, so a draft started before someone else's publish is refused
 (:class:`~knowledge_base.errors.StaleVersion`) instead of silently undoing it.
 Drafts carry their own version too: two people saving the same draft, the second
-is refused and nothing is lost.
+is refused and nothing is lost. Four eyes: whoever saved a draft last cannot
+publish it (:class:`OwnDraft`) unless the office allows it (``allow_self_publish``).
 
 Example:
     >>> from knowledge_base.storage.database import open_database
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from knowledge_base.errors import EntryNotFound, InvalidEntry, StaleVersion
+from knowledge_base.errors import EntryNotFound, InvalidEntry, KnowledgeBaseError, StaleVersion
 from knowledge_base.records import Entry, Status
 from knowledge_base.storage.database import Database
 from knowledge_base.storage.migrate import ensure_current
@@ -42,6 +43,10 @@ OPEN_STATES = ("draft", "in_review", "rejected")
 
 
 Audit = Callable[[str, str, str, dict[str, Any]], None]
+
+
+class OwnDraft(KnowledgeBaseError):
+    """A reviewer tried to publish a draft they saved themselves, and the office wants a second person."""
 
 
 class EntryWriter(Protocol):
@@ -188,15 +193,25 @@ class Workflow:
     def discard(self, draft_id: int, *, expected_version: int, author: str) -> Draft:
         return self._move(draft_id, expected_version, "discarded", author, "", "draft.discard")
 
-    def publish(self, draft_id: int, *, expected_version: int, reviewer: str) -> Entry:
+    def publish(self, draft_id: int, *, expected_version: int, reviewer: str, allow_own: bool = False) -> Entry:
         """Apply the draft to the knowledge base as a published entry.
 
+        Args:
+            allow_own: let ``reviewer`` publish a draft they saved last themselves (one-person offices).
+
         Raises:
+            OwnDraft: ``reviewer`` saved the draft last and ``allow_own`` is False.
             StaleVersion: the draft changed since ``expected_version``, or the entry changed
                 since the draft was started (open the entry again and redo the change).
             InvalidEntry: the draft has no answer, or its id is taken by another entry.
         """
         draft = self._open(draft_id, expected_version)
+        if draft.author == reviewer and not allow_own:
+            self._audit(reviewer, "draft.publish_own_refused", _target(draft), {"draft": draft_id})
+            raise OwnDraft(
+                f"不能发布自己撰写的草稿：草稿 {draft_id} 最后由您（{reviewer}）保存，需由另一位审核员审核后发布"
+                "（双人审核）。如本单位只有一位审核员，可由管理员在配置中开启 allow_self_publish"
+            )
         entry = draft.entry.replace(status=Status.PUBLISHED)
         if not entry.answer.strip():
             raise InvalidEntry("answer", "答案为空的条目不能发布")
@@ -234,6 +249,15 @@ class Workflow:
         stored = self.kb.set_status(entry_id, status, expected_version=expected_version, author=author)
         self._audit(author, f"entry.{status.value}", stored.key or str(stored.id), {"version": stored.version})
         return stored
+
+    def publications(self, entry_id: int) -> dict[int, Draft]:
+        """The published drafts of an entry by the entry version each publish made: who wrote, who published.
+
+        A publish is refused unless the entry is still at the draft's ``base_version``, and every write
+        adds one to the version, so the draft's publish made version ``base_version + 1``.
+        """
+        rows = self.db.query("SELECT * FROM drafts WHERE entry_id=? AND state='published'", (entry_id,))
+        return {int(r["base_version"]) + 1: _draft(r) for r in rows}
 
     def rollback(self, entry_id: int, revision_id: int, *, expected_version: int, author: str) -> Entry:
         """Restore a revision's content as a new revision (published immediately: a reviewer's act)."""
