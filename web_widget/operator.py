@@ -6,11 +6,14 @@ reports whether it helped (:mod:`knowledge_base.staff.operator_log`), and opens 
 work order (工单) when the knowledge base cannot settle the call.
 
 Every route needs a signed-in staff member whose role includes ``operator``.
-Phone and ID numbers are masked everywhere except the work order's own page.
+Phone and ID numbers are masked everywhere; only the work order's own page shows them
+in full, and only to roles from ``pii_min_role`` up, each such view audited with the
+address. That page is found by the work order's random token, not by its number.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -21,8 +24,10 @@ from knowledge_base.errors import EntryNotFound, InvalidEntry
 from knowledge_base.plain.privacy import mask
 from knowledge_base.plain.speech import sentences, speakable, spoken_answer
 from knowledge_base.records import Entry, Hit
+from knowledge_base.staff.interactions import WorkOrder
 from knowledge_base.staff.operator_log import MAX_QUERY, OperatorLog
 from web_widget.auth import current_user, login_required
+from web_widget.security import client_address
 from web_widget.services import services
 
 log = logging.getLogger("hotline.web")
@@ -130,16 +135,40 @@ def console() -> str:
     return render_template("operator/console.html", cities=GUANGDONG_CITIES, max_query=longest)
 
 
-@operator.get("/work_orders/<number>")
+def masked(order: WorkOrder) -> WorkOrder:
+    """The work order with the middle of every phone and ID-card number starred (contact, description, transcript)."""
+    return dataclasses.replace(
+        order,
+        phone=mask(order.phone),
+        name=mask(order.name),
+        description=mask(order.description),
+        transcript=[{**turn, "text": mask(str(turn.get("text", "")))} for turn in order.transcript],
+    )
+
+
+def _order_url(order: WorkOrder) -> str:
+    return url_for("operator.work_order_page", token=order.token)
+
+
+@operator.get("/work_orders/<token>")
 @login_required("operator")
-def work_order_page(number: str) -> str:
-    """One work order in full: the only view with the caller's whole phone number (the view is audited)."""
+def work_order_page(token: str) -> str:
+    """One work order; full phone and ID numbers only for ``pii_min_role`` and up (every view audited, with the IP)."""
     try:
-        order = services().interactions.work_order(number)
+        order = services().interactions.work_order_by_token(token[:64])
     except EntryNotFound:
-        abort(404, description=f"没有编号为 {number[:40]} 的工单")
-    services().accounts.audit(_username(), "work_order.view", order.number, {})
-    return render_template("operator/work_order.html", order=order)
+        abort(404, description="没有这个工单（工单页面的链接不完整或已失效），请从话务台的工单列表打开")
+    user = current_user()
+    assert user is not None  # login_required let the request through
+    unmasked = services().accounts.can(user, services().settings.pii_min_role)
+    services().accounts.audit(
+        user.username,
+        "work_order.view_unmasked" if unmasked else "work_order.view",
+        order.number,
+        {"unmasked": unmasked},
+        ip=client_address(),
+    )
+    return render_template("operator/work_order.html", order=order if unmasked else masked(order), unmasked=unmasked)
 
 
 # -- APIs ----------------------------------------------------------------------
@@ -235,7 +264,7 @@ def create_work_order() -> ResponseReturnValue:
         reason = REFUSED.get(exc.field, exc.message)
         return jsonify(error=f"未能创建工单：{reason}", field=exc.field, detail=str(exc)), 400
     services().accounts.audit(_username(), "work_order.create", order.number, {"channel": "hotline-operator"})
-    return jsonify(number=order.number, url=url_for(".work_order_page", number=order.number)), 201
+    return jsonify(number=order.number, url=_order_url(order)), 201
 
 
 @operator.get("/api/work_orders")
@@ -255,7 +284,7 @@ def open_work_orders() -> ResponseReturnValue:
                 "description": mask(o.description),
                 "entries": o.entries,
                 "status": o.status,
-                "url": url_for(".work_order_page", number=o.number),
+                "url": _order_url(o),
             }
             for o in orders
         ]

@@ -289,8 +289,8 @@ def test_work_order_is_created_for_this_call(app, operator_client):
     reply = _order(operator_client)
     assert reply.status_code == 201
     number = reply.json["number"]
-    assert number.startswith("GD") and reply.json["url"] == f"/operator/work_orders/{number}"
     order = _services(app).interactions.work_order(number)
+    assert number.startswith("GD") and reply.json["url"] == f"/operator/work_orders/{order.token}"
     assert (order.channel, order.sender_id, order.phone, order.region) == (
         "hotline-operator",
         "operator1",
@@ -311,17 +311,46 @@ def test_open_work_orders_list_masks_phone_and_id_numbers(operator_client):
     assert "13812345678" not in body and "440301199001011234" not in body
 
 
-def test_only_the_work_order_page_shows_the_full_phone_and_the_view_is_audited(app, operator_client):
-    number = _order(operator_client, description=HOSTILE).json["number"]
+def test_only_a_reviewer_sees_the_full_phone_on_the_work_order_page_and_every_view_is_audited(app, operator_client):
+    created = _order(operator_client, description=HOSTILE + " 身份证440301199001011234").json
+    number, url = created["number"], created["url"]
     console = operator_client.get("/operator").get_data(as_text=True)
     assert "13812345678" not in console
-    reply = operator_client.get(f"/operator/work_orders/{number}")
+    # The operator who took the call sees the work order, phone and ID number masked.
+    reply = operator_client.get(url)
     html = reply.get_data(as_text=True)
-    assert reply.status_code == 200 and "13812345678" in html and "张先生" in html
+    assert reply.status_code == 200 and number in html and "138****5678" in html and "张先生" in html
+    assert "13812345678" not in html and "440301199001011234" not in html and "440301********1234" in html
     assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "噪音扰民怎么投诉" in html and "T-GJJ-SZ" in html
+    # So does an editor; a reviewer (pii_min_role) sees them in full.
+    editor_html = sign_in(app, "editor").get(url).get_data(as_text=True)
+    assert "138****5678" in editor_html and "13812345678" not in editor_html
+    reviewer = sign_in(app, "reviewer")
+    full = reviewer.get(url, environ_base={"REMOTE_ADDR": "10.1.2.3"}).get_data(as_text=True)
+    assert "13812345678" in full and "440301199001011234" in full and "审计日志" in full
     log = _services(app).accounts.audit_log(target=number)
-    assert {"work_order.create", "work_order.view"} <= {row["action"] for row in log}
+    views = [(row["actor"], row["action"], row["ip"]) for row in log if row["action"].startswith("work_order.view")]
+    assert ("reviewer1", "work_order.view_unmasked", "10.1.2.3") in views
+    assert {("operator1", "work_order.view"), ("editor1", "work_order.view")} <= {(a, b) for a, b, _ in views}
+    assert "work_order.create" in {row["action"] for row in log}
+
+
+def test_the_minimum_role_for_full_numbers_is_a_setting(settings, fake_kb, relay):
+    app = create_app(dataclasses.replace(settings, pii_min_role="operator"), kb=fake_kb, relay=relay)
+    operator = sign_in(app, "operator")
+    html = operator.get(_order(operator).json["url"]).get_data(as_text=True)
+    assert "13812345678" in html
+
+
+def test_a_work_order_page_is_found_by_its_token_not_its_sequential_number(app, operator_client):
+    created = _order(operator_client).json
+    token = _services(app).interactions.work_order(created["number"]).token
+    assert len(token) >= 22 and created["number"] not in token
+    assert operator_client.get(f"/operator/work_orders/{created['number']}").status_code == 404
+    assert operator_client.get(f"/operator/work_orders/{token}").status_code == 200
+    listed = operator_client.get("/operator/api/work_orders").json["work_orders"]
+    assert [o["url"] for o in listed if o["number"] == created["number"]] == [f"/operator/work_orders/{token}"]
 
 
 @pytest.mark.parametrize("number", ["GD20991231999999", "nope", "<img src=x onerror=alert(1)>", "1' OR '1'='1"])
