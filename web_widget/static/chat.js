@@ -1,5 +1,8 @@
 /* The chat page: talks to /api/chat, renders text, buttons, the answer's source and handoff notices.
-   Every bot text is inserted with textContent (never as HTML); links only from http(s) source URLs. */
+   Every bot text is inserted with textContent (never as HTML); links only from http(s) source URLs.
+   The conversation is kept in localStorage so it survives reloads, but only for a day after the last
+   message, never with what the citizen types into the work-order form (description, name, phone),
+   and "结束对话" removes it at once: a shared or public computer must not show the next person. */
 (function () {
   "use strict";
   var log = document.getElementById("log");
@@ -7,16 +10,37 @@
   var input = document.getElementById("question");
   var typing = document.getElementById("typing");
   var fontToggle = document.getElementById("font-toggle");
+  var endButton = document.getElementById("end-chat");
   var STORE = "hotline-chat-v1";
+  var FONT_STORE = "hotline-chat-font";  // a preference, not the conversation: kept when a conversation ends
+  var KEEP_MS = 24 * 3600 * 1000;  // stored history is forgotten a day after the last message
+  // The handoff form's questions (bot/domain.yml utter_ask_description / contact_name / contact_phone):
+  // from one of them until the work order is made, nothing of the conversation is stored.
+  var FORM_PROMPTS = ["并登记工单", "怎么称呼您", "留下联系电话"];
 
-  function load() {
-    try { return JSON.parse(localStorage.getItem(STORE)) || null; } catch (e) { return null; }
+  function newState() {
+    return { sender: "web-" + Math.random().toString(36).slice(2) + Date.now().toString(36),
+             history: [], inForm: false, updated: Date.now() };
   }
-  var state = load() || { sender: "web-" + Math.random().toString(36).slice(2) + Date.now().toString(36),
-                          history: [], bigFont: false };
+  function load() {
+    var stored = null;
+    try { stored = JSON.parse(localStorage.getItem(STORE)); } catch (e) { stored = null; }
+    if (!stored || !stored.history || typeof stored.updated !== "number" || Date.now() - stored.updated > KEEP_MS) {
+      try { localStorage.removeItem(STORE); } catch (e) { /* storage unavailable */ }
+      return null;
+    }
+    return stored;
+  }
+  var state = load() || newState();
+  var bigFont = false;
+  try { bigFont = localStorage.getItem(FONT_STORE) === "1"; } catch (e) { bigFont = false; }
   function save() {
     state.history = state.history.slice(-100);
+    state.updated = Date.now();
     try { localStorage.setItem(STORE, JSON.stringify(state)); } catch (e) { /* private mode: no memory */ }
+  }
+  function asksForContact(text) {
+    return FORM_PROMPTS.some(function (p) { return (text || "").indexOf(p) !== -1; });
   }
 
   function el(tag, cls, text) {
@@ -81,10 +105,30 @@
   }
 
   function add(item, live) {
-    state.history.push({ who: item.who, text: item.text || "", custom: item.custom || null,
-                         buttons: item.buttons || null });
+    var custom = item.custom || null;
+    if (custom && (custom.type === "handoff" || custom.type === "source")) {
+      state.inForm = false;  // the form ended: with the work order's number (or a failed one), or with an answer
+    } else if (item.who === "bot" && asksForContact(item.text)) {
+      state.inForm = true;
+    }
+    if (!state.inForm) {
+      state.history.push({ who: item.who, text: item.text || "", custom: custom, buttons: item.buttons || null });
+    }
     save();
     render(item, live);
+  }
+
+  function show(text) {  // told to the citizen, never stored
+    render({ who: "bot", text: text }, false);
+  }
+
+  function endConversation() {
+    try { localStorage.removeItem(STORE); } catch (e) { /* storage unavailable */ }
+    state = newState();
+    while (log.firstChild) { log.removeChild(log.firstChild); }
+    show("对话已结束，本机保存的对话记录（包括您留下的姓名、电话）已全部清除。如需继续咨询，请直接输入新的问题。");
+    input.value = "";
+    input.focus();
   }
 
   function send(body, shown) {
@@ -112,16 +156,21 @@
   });
 
   function applyFont() {
-    document.body.classList.toggle("big", !!state.bigFont);
-    fontToggle.setAttribute("aria-pressed", String(!!state.bigFont));
+    document.body.classList.toggle("big", bigFont);
+    fontToggle.setAttribute("aria-pressed", String(bigFont));
   }
-  fontToggle.addEventListener("click", function () { state.bigFont = !state.bigFont; save(); applyFont(); });
+  fontToggle.addEventListener("click", function () {
+    bigFont = !bigFont;
+    try { localStorage.setItem(FONT_STORE, bigFont ? "1" : "0"); } catch (e) { /* private mode */ }
+    applyFont();
+  });
+  endButton.addEventListener("click", endConversation);
 
   applyFont();
   if (state.history.length) {
     state.history.forEach(function (item, i) { render(item, i === state.history.length - 1); });
-  } else {
-    add({ who: "bot", text: "您好！我是12345政务服务智能助手，请直接输入您要咨询的问题。" }, true);
+  } else {  // the greeting alone stores nothing: a visit without a question leaves no trace
+    show("您好！我是12345政务服务智能助手，请直接输入您要咨询的问题。");
   }
   input.focus();
 })();
