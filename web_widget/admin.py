@@ -744,7 +744,8 @@ def dictionaries() -> ResponseReturnValue:
 @admin.route("/dictionaries/<name>", methods=["GET", "POST"])
 @login_required("editor")
 def dictionary(name: str) -> ResponseReturnValue:
-    from knowledge_base.search.dictionaries import EDITABLE
+    """A table edited as rows, one field per column, with its saved versions and a way back to each."""
+    from knowledge_base.search.dictionaries import COLUMNS, EDITABLE
 
     if name not in EDITABLE:
         abort(404, description=f"没有词典 {name}")
@@ -752,21 +753,78 @@ def dictionary(name: str) -> ResponseReturnValue:
     if request.method == "POST":
         if not services().accounts.can(_user(), "reviewer"):
             abort(403, description="词典修改会立即影响所有答复，需要审核员权限")
-        content = request.form.get("content", "")
+        columns = [request.form.getlist(f"c{i}") for i in range(len(COLUMNS[name]))]
+        width = max(len(c) for c in columns)
+        rows = [tuple(c[i] if i < len(c) else "" for c in columns) for i in range(width)]
+        version, author = _int(request.form.get("version"), "version"), _user().username
         try:
-            saved = store.save(
-                name, content, expected_version=_int(request.form.get("version"), "version"), author=_user().username
-            )
+            if not width and "content" in request.form:  # a whole table as text (scripts), checked the same way
+                saved = store.save(name, request.form["content"], expected_version=version, author=author)
+            else:
+                saved = store.save_rows(name, rows, expected_version=version, author=author)
         except (InvalidEntry, StaleVersion) as exc:
-            flash(f"未保存：{exc}", "error")
-            table = store.table(name)
-            return render_template("admin/dictionary.html", table=table, content=content), 400
+            flash(f"未保存：{_say(exc)}", "error")
+            return _show_dictionary(name, rows), 400
         _audit("dictionary.save", name, {"version": saved.version})
         services().fresh_kb(force=True)  # this worker applies it now; the others within seconds
         flash(f"{saved.title}已保存（第 {saved.version} 版），已重建索引并生效", "ok")
         return redirect(url_for("admin.dictionary", name=name))
+    return _show_dictionary(name)
+
+
+def _show_dictionary(name: str, rows: list[tuple[str, ...]] | None = None) -> str:
+    from knowledge_base.search.dictionaries import COLUMNS
+
+    store = services().dictionaries
     table = store.table(name)
-    return render_template("admin/dictionary.html", table=table, content=table.content)
+    versions = store.versions(name)
+    shown = None
+    if request.method == "GET" and request.args.get("version"):
+        wanted = _int(request.args.get("version"), "version")
+        shown = next((v for v in versions if v.version == wanted), None)
+        if shown is None:
+            abort(404, description=f"{table.title}没有第 {wanted} 版")
+    blank = [("",) * len(COLUMNS[name])] * BLANK_DICTIONARY_ROWS
+    return render_template(
+        "admin/dictionary.html",
+        table=table,
+        columns=COLUMNS[name],
+        rows=(rows if rows is not None else table.rows) + blank,
+        versions=versions,
+        shown=shown,
+        shown_rows=_version_rows(shown) if shown is not None else [],
+        counts={v.version: len(_version_rows(v)) for v in versions},
+    )
+
+
+def _version_rows(version: Any) -> list[tuple[str, ...]]:
+    from knowledge_base.search.dictionaries import table_rows
+
+    return table_rows(version.name, version.content)
+
+
+BLANK_DICTIONARY_ROWS = 10  # empty rows under a table for new words; more after saving
+
+
+@admin.post("/dictionaries/<name>/restore/<int:version>")
+@login_required("reviewer")
+def dictionary_restore(name: str, version: int) -> ResponseReturnValue:
+    from knowledge_base.search.dictionaries import EDITABLE
+
+    if name not in EDITABLE:
+        abort(404, description=f"没有词典 {name}")
+    try:
+        saved = services().dictionaries.restore(
+            name, version, expected_version=_int(request.form.get("version"), "version"), author=_user().username
+        )
+    except (InvalidEntry, StaleVersion) as exc:
+        flash(f"未恢复：{_say(exc)}", "error")
+        return redirect(url_for("admin.dictionary", name=name))
+    _audit("dictionary.restore", name, {"restored": version, "version": saved.version})
+    services().fresh_kb(force=True)
+    old = "默认版本" if version == 0 else f"第 {version} 版"
+    flash(f"{saved.title}已恢复为{old}的内容（保存为第 {saved.version} 版），已重建索引并生效", "ok")
+    return redirect(url_for("admin.dictionary", name=name))
 
 
 # -- users and audit ------------------------------------------------------------------

@@ -53,6 +53,7 @@ AUDIT_ACTIONS = {
     "dictionary.save": "保存词典",
     "dictionary.restore": "恢复词典旧版本",
     "work_order.view": "查看工单",
+    "work_order.view_unmasked": "查看工单（完整号码）",
     "work_order.create": "新建工单",
     "calibration.fit": "计算检索校准",
     "calibration.apply": "应用检索校准",

@@ -33,6 +33,7 @@ __all__ = [
     "audit_log",
     "curation_done",
     "dictionaries",
+    "dictionary_versions",
     "drafts",
     "entries",
     "feedback",
@@ -118,6 +119,17 @@ dictionaries = Table(
     _text("updated_by"),
     _text("updated_at"),
 )
+
+dictionary_versions = _numbered(
+    "dictionary_versions",
+    _text("name"),
+    _integer("version"),
+    _text("content"),
+    _text("author"),
+    _text("created_at"),
+)
+"""Every saved version of each dictionary: its history, and what a restore goes back to (revision 0004)."""
+Index("dictionary_versions_name", dictionary_versions.c.name, dictionary_versions.c.version, unique=True)
 
 # -- staff (staff/accounts.py, workflow.py, operator_log.py, curation.py) ---------------------
 

@@ -341,8 +341,14 @@ def as_revision(revision: str) -> Callable[[dict[str, Any]], None]:
 ADDED_SINCE_RELEASE = {"users": ("session_generation",), "work_orders": ("token",)}
 
 
-def without_added_columns(name: str, data: bytes) -> bytes:
+# Tables later revisions added: a backup of an older revision does not hold them (0004: dictionary_versions).
+TABLES_ADDED_SINCE_RELEASE = ("dictionary_versions",)
+
+
+def without_added_columns(name: str, data: bytes) -> bytes | None:
     table = name.removeprefix("tables/").removesuffix(".jsonl")
+    if table in TABLES_ADDED_SINCE_RELEASE:
+        return None
     drop = ADDED_SINCE_RELEASE.get(table, ())
     rows = [json.loads(line) for line in data.splitlines()]
     return b"".join(
@@ -351,6 +357,7 @@ def without_added_columns(name: str, data: bytes) -> bytes:
 
 
 def described_without_added_columns(m: dict[str, Any]) -> None:
+    m["tables"] = [t for t in m["tables"] if t["name"] not in TABLES_ADDED_SINCE_RELEASE]
     for table in m["tables"]:
         drop = ADDED_SINCE_RELEASE.get(table["name"], ())
         table["columns"] = [c for c in table["columns"] if c["name"] not in drop]
