@@ -100,8 +100,19 @@
       });
       row.appendChild(group);
     }
+    var previous = log.lastElementChild;
+    if (item.custom && item.custom.type === "source" && previous && previous.classList.contains("bot")) {
+      var waiting = previous.querySelector(".choices");
+      if (waiting) { row.appendChild(waiting); }  // 有用 / 没用 come after the answer and its source card
+    }
     log.appendChild(row);
-    log.scrollTop = log.scrollHeight;
+    return row;
+  }
+
+  // A new answer is read from its first line: scroll its start to the top of the log, not to the bottom.
+  function showFrom(row) {
+    if (!row) { return; }
+    log.scrollTop += row.getBoundingClientRect().top - log.getBoundingClientRect().top - 8;
   }
 
   function add(item, live) {
@@ -115,11 +126,12 @@
       state.history.push({ who: item.who, text: item.text || "", custom: custom, buttons: item.buttons || null });
     }
     save();
-    render(item, live);
+    return render(item, live);
   }
 
   function show(text) {  // told to the citizen, never stored
     render({ who: "bot", text: text }, false);
+    log.scrollTop = log.scrollHeight;
   }
 
   function endConversation() {
@@ -133,17 +145,21 @@
 
   function send(body, shown) {
     add({ who: "me", text: shown }, false);
+    log.scrollTop = log.scrollHeight;
     body.sender = state.sender;
     typing.hidden = false;
     input.disabled = true;
     fetch("/api/chat", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
       .then(function (r) { return r.json(); })
       .then(function (data) {
+        var first = null;
         (data.messages || [{ text: data.error || "抱歉，出了点问题，请稍后再试。" }]).forEach(function (m) {
-          add({ who: "bot", text: m.text, buttons: m.buttons, custom: m.custom }, true);
+          var row = add({ who: "bot", text: m.text, buttons: m.buttons, custom: m.custom }, true);
+          first = first || row;
         });
+        showFrom(first);
       })
-      .catch(function () { add({ who: "bot", text: "网络不太稳定，请稍后再试，或拨打12345。" }, true); })
+      .catch(function () { showFrom(add({ who: "bot", text: "网络不太稳定，请稍后再试，或拨打12345。" }, true)); })
       .then(function () { typing.hidden = true; input.disabled = false; input.focus(); });
   }
 
@@ -158,7 +174,13 @@
   function applyFont() {
     document.body.classList.toggle("big", bigFont);
     fontToggle.setAttribute("aria-pressed", String(bigFont));
+    // The loader on the host page makes its frame larger in large-font mode (static/hotline-widget.js).
+    if (window.parent !== window) { window.parent.postMessage({ hotline: "font", big: bigFont }, "*"); }
   }
+  // The loader asks for the focus when a citizen opens the widget (by keyboard too): straight into the input.
+  window.addEventListener("message", function (event) {
+    if (event.source === window.parent && event.data && event.data.hotline === "focus") { input.focus(); }
+  });
   fontToggle.addEventListener("click", function () {
     bigFont = !bigFont;
     try { localStorage.setItem(FONT_STORE, bigFont ? "1" : "0"); } catch (e) { /* private mode */ }
@@ -168,7 +190,10 @@
 
   applyFont();
   if (state.history.length) {
-    state.history.forEach(function (item, i) { render(item, i === state.history.length - 1); });
+    var rows = state.history.map(function (item, i) { return render(item, i === state.history.length - 1); });
+    // After a reload the log opens at the latest exchange: the citizen's last question and the start of its answer.
+    var mine = rows.filter(function (row) { return row.classList.contains("me"); });
+    showFrom(mine.length ? mine[mine.length - 1] : rows[rows.length - 1]);
   } else {  // the greeting alone stores nothing: a visit without a question leaves no trace
     show("您好！我是12345政务服务智能助手，请直接输入您要咨询的问题。");
   }

@@ -26,11 +26,26 @@
     "height:min(600px,calc(100vh - 96px));border:1px solid #999;border-radius:8px;background:#fff;" +
     "box-shadow:0 4px 16px rgba(0,0,0,.3)";
 
+  // Large-font mode (A+ 大字 in the frame) needs a larger frame: as large as the screen allows.
+  function size(big) {
+    frame.style.right = big ? "8px" : "16px";
+    frame.style.width = big ? "min(560px,calc(100vw - 16px))" : "min(380px,calc(100vw - 32px))";
+    frame.style.height = big ? "min(820px,calc(100vh - 88px))" : "min(600px,calc(100vh - 96px))";
+  }
+  function focusInside() {  // the frame is another document: it puts the focus in its input itself
+    if (!frame.hidden && frame.contentWindow) { frame.contentWindow.postMessage({ hotline: "focus" }, origin); }
+  }
+  window.addEventListener("message", function (event) {
+    if (event.origin !== origin || event.source !== frame.contentWindow || !event.data) { return; }
+    if (event.data.hotline === "font") { size(!!event.data.big); }
+  });
+  frame.addEventListener("load", focusInside);
+
   button.addEventListener("click", function () {
     frame.hidden = !frame.hidden;
     button.setAttribute("aria-expanded", String(!frame.hidden));
     button.textContent = frame.hidden ? "智能问答" : "关闭问答";
-    if (!frame.hidden) { frame.focus(); }
+    if (!frame.hidden) { frame.focus(); focusInside(); }
   });
   document.body.appendChild(frame);
   document.body.appendChild(button);
