@@ -699,6 +699,11 @@ def run_dialogue(
         results = ask_all(url, queries, texts, concurrency, timeout, progress)
         wall_s = time.perf_counter() - started
         stack.check_alive()
+        failed = sum(r.verdict.outcome is Outcome.ERROR for r in results)
+        if failed:
+            # The logs go with the temporary folder: show what the servers said while it is still there.
+            for server in stack.servers:
+                log(f"{failed} question(s) failed; the last lines of the {server.name}'s log:\n{server.tail(20)}")
     if details is not None:
         with details.open("w", encoding="utf-8") as out:
             for result in results:
