@@ -99,17 +99,24 @@ def test_editor_drafts_reviewer_publishes_citizen_gets_it_then_rollback(web, bro
     assert FIRST_ANSWER in log
     shot(browser, "widget-published-answer")
 
-    # A change is published, then rolled back from the history page.
+    # The editor changes it, the reviewer publishes the change (nobody publishes their own draft), then rolls it back.
+    sign_in(browser, web, "editor1", PASSWORD)
     browser.get(entry_url + "/edit")
     _fill(browser, "answer", SECOND_ANSWER)
-    browser.find_element(By.ID, "save-draft").click()
+    browser.find_element(By.ID, "save-submit").click()
+    wait.until(lambda d: "/admin/drafts/" in d.current_url)
+    draft_url = browser.current_url
+    sign_in(browser, web, "reviewer1", PASSWORD)
+    browser.get(draft_url)
     wait.until(lambda d: d.find_elements(By.ID, "publish")).__getitem__(0).click()
     wait.until(lambda d: d.current_url.rstrip("/") == entry_url)
     assert SECOND_ANSWER in browser.find_element(By.CSS_SELECTOR, ".answer").text
     assert SECOND_ANSWER in _ask_in_widget(browser, web, QUESTION)
     browser.get(entry_url + "/history")
+    assert "撰写：editor1 · 发布：reviewer1" in browser.find_element(By.TAG_NAME, "table").text
     shot(browser, "admin-history")
     browser.find_elements(By.CSS_SELECTOR, "button.rollback")[-1].click()  # the oldest revision: the first publish
+    wait.until(lambda d: d.find_element(By.ID, "confirm-ok")).click()  # a rollback asks first (static/staff.js)
     wait.until(lambda d: d.current_url.rstrip("/") == entry_url)
     assert FIRST_ANSWER in browser.find_element(By.CSS_SELECTOR, ".answer").text
     shot(browser, "admin-rolled-back")

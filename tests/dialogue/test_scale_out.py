@@ -41,6 +41,7 @@ def web_workers(stack):
 
     db = open_database(stack["data"] / "kb.sqlite3")
     AccountStore(db).create_user("scale-reviewer", PASSWORD, "reviewer", actor="test")
+    AccountStore(db).create_user("scale-editor", PASSWORD, "editor", actor="test")  # four eyes: another person writes
     original = SQLStore(db).get_by_key(KEY)
     workers = {}
     for name in ("web1", "web2"):
@@ -76,18 +77,18 @@ def _publish_answer(url: str, answer: str, db_path) -> float:
     from knowledge_base.storage.store import SQLStore
     from web_widget.admin import form_values
 
-    session = _session(url, "scale-reviewer")
+    editor, session = _session(url, "scale-editor"), _session(url, "scale-reviewer")
     db = open_database(db_path)
     entry = SQLStore(db).get_by_key(KEY)
     db.close()
     form = {
         **form_values(entry.replace(answer=answer)),  # the fields as the admin's edit form holds them
-        "csrf_token": session.csrf,  # type: ignore[attr-defined]
+        "csrf_token": editor.csrf,  # type: ignore[attr-defined]
         "entry_id": str(entry.id),
         "entry_version": str(entry.version),
         "draft_version": "0",
     }
-    saved = session.post(f"{url}/admin/drafts", data=form, allow_redirects=False, timeout=60)
+    saved = editor.post(f"{url}/admin/drafts", data=form, allow_redirects=False, timeout=60)
     assert saved.status_code == 302, saved.text[:500]
     draft_id = saved.headers["Location"].rstrip("/").rsplit("/", 1)[1]
     published = session.post(
