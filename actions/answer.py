@@ -28,6 +28,9 @@ log = logging.getLogger("hotline.actions")
 
 # A region statement ("我在深圳南山区") has few characters beyond the place name.
 REGION_ONLY_SLACK = 6
+# A caller keeps at most three spoken options in mind (the keypad prompt adds 都不是 and 转人工);
+# the website shows up to clarify_max.
+SPOKEN_CHOICES_MAX = 3
 
 
 def _channel(tracker: Tracker) -> str:
@@ -112,6 +115,8 @@ def answer(
         return events + utter_entry(dispatcher, result.best.entry, result.kb_version)
     if decision == "clarify":
         offered = list(result.candidates())
+        if _channel(tracker) == "hotline":
+            offered = offered[:SPOKEN_CHOICES_MAX]
         cities = (
             [] if region else cities_that_differ([[(r.province, r.city) for r in h.entry.regions] for h in offered])
         )
