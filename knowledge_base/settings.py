@@ -87,7 +87,9 @@ class Settings:
         0.944, "Lowest score an entry needs to be offered in a '您是想问……' choice; below it: no answer."
     )
     clarify_window: float = _setting(0.04, "Candidates within this distance of the best one join the choice.")
-    clarify_max: int = _setting(3, "Most candidates offered in one '您是想问……' choice.")
+    clarify_max: int = _setting(
+        4, "Most candidates offered in one '您是想问……' choice on the website (the hotline reads at most 3)."
+    )
     max_query_chars: int = _setting(1000, "Longer questions are cut to this length (with a notice) before search.")
     rasa_url: str = _setting("http://127.0.0.1:5005", "Where the web app reaches Rasa (its web channel).")
     default_province: str = _setting("广东省", "Province assumed when a citizen names only a city or district.")
