@@ -137,11 +137,14 @@ def reason_in_chinese(scores: Sequence[float], t: Thresholds) -> str:
     def points(value: float) -> str:
         return f"{value * 100:.1f}".removesuffix(".0")
 
+    def line(value: float) -> str:  # a threshold to one decimal: 0.944 is 94.4 %, not 94 %
+        return f"{points(value)}%"
+
     verdict = decide(scores, t)
     if verdict.decision is Decision.NO_ANSWER:
         if not scores:
             return "没有找到任何候选条目：无法回答，转人工或登记工单"
-        return f"最高匹配度 {pct(scores[0])}，低于澄清线 {pct(t.clarify_threshold)}：无法回答，转人工或登记工单"
+        return f"最高匹配度 {pct(scores[0])}，低于澄清线 {line(t.clarify_threshold)}：无法回答，转人工或登记工单"
     top = scores[0]
     second = scores[1] if len(scores) > 1 else None
     if verdict.decision is Decision.ANSWER:
@@ -150,12 +153,13 @@ def reason_in_chinese(scores: Sequence[float], t: Thresholds) -> str:
             if second is None
             else f"且领先第二名 {points(top - second)} 个百分点（要求至少 {points(t.answer_margin)} 个）"
         )
-        return f"最高匹配度 {pct(top)}，达到直接答复线 {pct(t.answer_threshold)}，{lead}：直接答复"
+        return f"最高匹配度 {pct(top)}，达到直接答复线 {line(t.answer_threshold)}，{lead}：直接答复"
     if top >= t.answer_threshold and second is not None:
         why = (
-            f"最高匹配度 {pct(top)} 达到直接答复线 {pct(t.answer_threshold)}，但只领先第二名 "
+            f"最高匹配度 {pct(top)} 达到直接答复线 {line(t.answer_threshold)}，但只领先第二名 "
             f"{points(top - second)} 个百分点（要求至少 {points(t.answer_margin)} 个）"
         )
     else:
-        why = f"最高匹配度 {pct(top)}，在澄清线 {pct(t.clarify_threshold)} 和直接答复线 {pct(t.answer_threshold)} 之间"
+        lines = f"澄清线 {line(t.clarify_threshold)} 和直接答复线 {line(t.answer_threshold)}"
+        why = f"最高匹配度 {pct(top)}，在{lines} 之间"
     return f"{why}：请市民从 {verdict.offered} 个相近的条目中选择（您是想问……）"

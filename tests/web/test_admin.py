@@ -410,7 +410,7 @@ def test_curation_queue_clusters_failures_and_adds_a_similar_question(app, fake_
 
 def test_test_pane_explains_the_decision(editor_client):
     html = editor_client.get("/admin/test?q=深圳公积金提取流程&region=深圳").get_data(as_text=True)
-    assert "澄清 0.944（config.yml）" in html  # where each tuned value comes from
+    assert "澄清 94.4%（config.yml）" in html  # where each tuned value comes from
     assert "决策" in html and "T-GJJ-SZ" in html and "阈值" in html
     assert editor_client.get("/admin/test?q=" + "长" * 5000).status_code == 200
 
