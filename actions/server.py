@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hmac
 import logging
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,8 +33,8 @@ OPEN_PATHS = frozenset({"/health"})
 def build_app(secret: str, package: str = "actions") -> Sanic[Any, Any]:
     """rasa-sdk's action server app for ``package``, guarded by ``secret``.
 
-    Module-level (not a closure) because Sanic builds the app again in each worker process from
-    a pickled factory.
+    Module-level (not a closure): a factory Sanic could pickle, should the app ever be served by
+    worker processes again.
 
     Raises:
         ValueError: the secret is shorter than 16 characters.
@@ -77,7 +76,6 @@ def main(argv: list[str] | None = None) -> None:
     """Serve the action server on ``--host`` (else ``action_host``) and ``--port`` until stopped."""
     from rasa_sdk import utils
     from sanic import Sanic
-    from sanic.worker.loader import AppLoader
 
     from knowledge_base.settings import load_settings, shared_secret
 
@@ -92,11 +90,13 @@ def main(argv: list[str] | None = None) -> None:
 
     utils.configure_colored_logging(logging.INFO)  # type: ignore[no-untyped-call]  # rasa-sdk has no hints here
     utils.update_sanic_log_level()
-    loader = AppLoader(factory=partial(build_app, secret, args.actions))
-    app = loader.load()
+    app = build_app(secret, args.actions)
     log.info("action server on http://%s:%d (calls need %s; /health is open)", host, args.port, HEADER)
-    app.prepare(host=host, port=args.port, workers=utils.number_of_sanic_workers())
-    Sanic.serve(primary=app, app_loader=loader)
+    # One process: Sanic's worker manager would otherwise fork the serving process and keep the port in
+    # a parent that outlives it (a worker killed by the OOM killer left /health hanging and nobody
+    # noticed). Now the death of the server is the death of this process, which a supervisor sees.
+    app.prepare(host=host, port=args.port, single_process=True, motd=False)
+    Sanic.serve_single(primary=app)
 
 
 if __name__ == "__main__":
