@@ -92,15 +92,15 @@ def check_password(password: str, stored: str) -> bool:
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        raise AccountError(f"没有“{role}”这个角色；可选角色：{'、'.join(ROLES)}")
     return role
 
 
 def check_new_password(password: str) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
+        raise AccountError(f"密码至少需要 {MIN_PASSWORD} 个字符")
     if len(password) > 200:
-        raise AccountError("the password is longer than 200 characters")
+        raise AccountError("密码最长 200 个字符")
     return password
 
 
@@ -121,13 +121,13 @@ class AccountStore:
         """
         username = (username or "").strip()
         if not _USERNAME.match(username):
-            raise AccountError("username: 2-40 letters, digits, '.', '-' or '_'")
+            raise AccountError("用户名须为 2-40 个字母、数字或 . - _")
         check_role(role)
         check_new_password(password)
         display = (display_name or username).strip()[:50]
         with self.db.transaction():
             if self.db.query_one("SELECT id FROM users WHERE username=?", (username,)):
-                raise AccountError(f"the username {username!r} is taken")
+                raise AccountError(f"用户名“{username}”已被使用")
             self.db.insert(
                 "INSERT INTO users (username, display_name, role, password_hash, disabled, failed_logins, "
                 "locked_until, created_at) VALUES (?, ?, ?, ?, 0, 0, NULL, ?)",
@@ -139,7 +139,7 @@ class AccountStore:
     def user(self, username: str) -> User:
         row = self.db.query_one("SELECT * FROM users WHERE username=?", (username,))
         if row is None:
-            raise AccountError(f"no user {username!r}")
+            raise AccountError(f"没有用户“{username}”")
         return _user(row)
 
     def user_by_id(self, user_id: int) -> User | None:
@@ -243,7 +243,7 @@ class AccountStore:
     def _keep_an_admin(self, leaving: str) -> None:
         rows = self.db.query("SELECT username FROM users WHERE role='admin' AND disabled=0 AND username<>?", (leaving,))
         if not rows:
-            raise AccountError("at least one active administrator must remain")
+            raise AccountError("至少要保留一位在用的管理员")
 
     @staticmethod
     def can(user: User, role: str) -> bool:

@@ -371,7 +371,7 @@ def test_users_are_managed_by_administrators_and_one_admin_remains(app):
     reply = admin.post(
         "/admin/users", data=_form(admin, action="create", username="chen", password="short", role="editor")
     )
-    assert reply.status_code == 400 and "at least 10 characters" in reply.get_data(as_text=True)
+    assert reply.status_code == 400 and "密码至少需要 10 个字符" in reply.get_data(as_text=True)
     reply = admin.post(
         "/admin/users", data=_form(admin, action="create", username="chen", password=PASSWORD, role="editor")
     )
