@@ -474,6 +474,41 @@ def doctor(ctx: Context, root: Path, no_load: bool) -> None:
     click.echo(f"\nall {len(checks)} checks passed" + (f" ({warned} warning(s))" if warned else ""))
 
 
+@main.command()
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 16), help="How many of each server.")
+@click.option("--action-port", default=5055, show_default=True, help="Port of the first action server.")
+@click.option("--rasa-port", default=5005, show_default=True, help="Port of the first Rasa worker.")
+@click.option("--web-port", default=None, type=int, help="Port of the first web worker (default: web_port).")
+@click.option("--log-dir", default=Path("var/log"), show_default=True, type=click.Path(path_type=Path))
+@click.option("--hung-after", default=6.0, show_default=True, help="Seconds without a health answer: restart.")
+@pass_ctx
+def supervise(
+    ctx: Context, workers: int, action_port: int, rasa_port: int, web_port: int | None, log_dir: Path, hung_after: float
+) -> None:
+    """Run the action servers, Rasa workers and web workers, restarting any that exits or hangs (Ctrl-C stops all).
+
+    What scripts/run.sh runs once setup is done; each server logs to LOG_DIR/<name>.log, the supervisor to
+    stderr, and LOG_DIR/state.json names the process of each server.
+    """
+    import os
+
+    from hotline.supervise import Supervisor, serve_forever, standard_servers
+
+    settings = ctx.settings
+    servers = standard_servers(
+        workers=workers,
+        environ={**os.environ, "HOTLINE_CONFIG": str(Path(ctx.config).resolve())},
+        rasa_host=settings.rasa_host,
+        action_host=settings.action_host,
+        action_port=action_port,
+        rasa_port=rasa_port,
+        web_port=web_port or settings.web_port,
+        log_dir=log_dir.resolve(),
+    )
+    log_dir.mkdir(parents=True, exist_ok=True)
+    serve_forever(Supervisor(servers, hung_after=hung_after, state_file=log_dir.resolve() / "state.json"))
+
+
 # -- measurement ---------------------------------------------------------------
 
 

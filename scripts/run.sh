@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up hotline-qa (both environments, model, sample knowledge base, index, Rasa model, first
 # administrator) and runs the action server, Rasa (website and hotline channels) and the web app
-# (chat widget, operator console, admin). Ctrl-C stops everything.
+# (chat widget, operator console, admin) under `hotline supervise`, which restarts any server that exits
+# or stops answering its health check (backoff 1, 2, 4 ... 30 s; logged in var/log/supervise.log).
+# Ctrl-C stops everything.
 #
 # Multi-process mode on one host: HOTLINE_WORKERS=2 (needs redis_url, e.g.
 # HOTLINE_REDIS_URL=redis://127.0.0.1:6379/0) runs two of each on consecutive ports, Rasa worker i
@@ -33,18 +35,12 @@ if [ -z "${HOTLINE_GATEWAY_SECRET:-}" ]; then
     HOTLINE_GATEWAY_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 fi
 export HOTLINE_GATEWAY_SECRET
-pids=()
-stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; echo "stopped"; }
+# The supervisor starts every server in its own process group and stops them all on SIGTERM.
+.venv/bin/hotline supervise --workers "$workers" --action-port "$action_base" --rasa-port "$rasa_base" \
+    --web-port "$web_base" --log-dir var/log 2> >(tee -a var/log/supervise.log >&2) &
+supervisor=$!
+stop() { kill -TERM "$supervisor" 2>/dev/null || true; wait "$supervisor" 2>/dev/null || true; echo "stopped"; }
 trap stop EXIT INT TERM
-
-for ((i = 0; i < workers; i++)); do
-    action_port=$((action_base + i)) rasa_port=$((rasa_base + i)) web_port=$((web_base + i))
-    HOTLINE_ACTION_PORT=$action_port bash scripts/bot.sh actions > "var/log/actions-$i.log" 2>&1 & pids+=($!)
-    HOTLINE_RASA_PORT=$rasa_port HOTLINE_ACTION_URL="http://$action_at:$action_port/webhook" \
-        bash scripts/bot.sh rasa > "var/log/rasa-$i.log" 2>&1 & pids+=($!)
-    HOTLINE_RASA_URL="http://$rasa_at:$rasa_port" .venv/bin/hotline web --port "$web_port" \
-        > "var/log/web-$i.log" 2>&1 & pids+=($!)
-done
 echo "==> starting $workers action server(s), Rasa worker(s) and web app(s) (logs in var/log/)"
 
 ready() {
@@ -73,13 +69,14 @@ for _ in $(seq 1 300); do
   Rasa's HTTP API and the action servers need their secrets (data_dir/rasa_token, data_dir/action_secret)
   question console:     .venv/bin/hotline ask
   check a deployment:   .venv/bin/hotline doctor
+A server that exits or hangs is restarted by the supervisor (var/log/supervise.log, var/log/state.json).
 Press Ctrl-C to stop.
 MSG
-        wait -n "${pids[@]}"
-        echo "a server stopped; see var/log/" >&2
-        exit 1
+        wait "$supervisor"
+        exit $?
     fi
+    kill -0 "$supervisor" 2>/dev/null || { echo "the supervisor stopped; see var/log/" >&2; exit 1; }
     sleep 1
 done
-echo "the servers did not become ready in 300 s; see var/log/" >&2
-exit 1
+echo "the servers did not become ready in 300 s; see var/log/ (the supervisor keeps trying; Ctrl-C stops)" >&2
+wait "$supervisor"
