@@ -46,7 +46,7 @@ def open_database(settings: Settings) -> database.Database:
     with _databases_lock:
         db = _databases.get(key)
         if db is None or db.closed:
-            db = _databases[key] = database.open_database(url)
+            db = _databases[key] = database.open_database(url, timeout=settings.db_timeout)
     return db
 
 
@@ -73,7 +73,10 @@ def open_redis(settings: Settings) -> redis.Redis | None:
     from redis.retry import Retry
 
     return redis.Redis.from_url(
-        settings.redis_url, retry=Retry(NoBackoff(), 1), socket_connect_timeout=1, socket_timeout=1
+        settings.redis_url,
+        retry=Retry(NoBackoff(), 1),
+        socket_connect_timeout=settings.redis_timeout,
+        socket_timeout=settings.redis_timeout,
     )
 
 
@@ -110,7 +113,7 @@ def start_listener(settings: Settings, kb: Syncable) -> ChangeListener | NullLis
         settings.redis_url,
         retry=Retry(NoBackoff(), 1),
         client_name="hotline-kb-listener",
-        socket_connect_timeout=2,
+        socket_connect_timeout=settings.redis_timeout,
         socket_keepalive=True,
         health_check_interval=30,
     )

@@ -175,6 +175,37 @@ class Settings:
         "again as one client. Empty: a random secret kept in data_dir/relay_secret; web app and Rasa on "
         "different hosts: the same HOTLINE_RELAY_SECRET on both.",
     )
+    action_timeout: float = _setting(
+        8.0,
+        "Seconds Rasa waits for the action server to run one action (scripts/bot.sh gives it to Rasa); "
+        "then the turn ends without a reply and the channel answers politely (稍后再试 / 12345).",
+    )
+    dialogue_timeout: float = _setting(
+        10.0,
+        "Seconds Rasa's web and hotline channels give one message (locks, tracker store, actions); then "
+        "the citizen gets the polite busy reply. Keep it above action_timeout.",
+    )
+    relay_timeout: float = _setting(
+        15.0,
+        "Seconds the web app waits for Rasa's reply to a relayed chat message (connecting: at most 3); then "
+        "the widget shows the polite busy reply. Keep it above dialogue_timeout, so Rasa's own reply comes first.",
+    )
+    search_timeout: float = _setting(
+        5.0,
+        "Seconds the operator console's search may take; then the operator is told to try again "
+        "(HTTP 503) instead of waiting.",
+    )
+    db_timeout: float = _setting(
+        10.0,
+        "Seconds a database call may wait: PostgreSQL connect and statement timeout, waiting for a pooled "
+        "connection, SQLite's busy timeout. Schema upgrades are not limited; raise it for a backup of a very "
+        "large PostgreSQL database.",
+    )
+    redis_timeout: float = _setting(
+        1.0,
+        "Seconds a Redis call of the knowledge base (cache, change announcements) may take to connect or "
+        "answer (Rasa's tracker and lock store keep Rasa's own; a Redis that is down refuses at once).",
+    )
 
     explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False, metadata={"internal": True})
     """Names set by a ``HOTLINE_*`` variable or an explicit override: they win over an applied calibration
@@ -226,6 +257,11 @@ class Settings:
         for name in SECRETS[1:]:  # secret_key predates the rule; tests and old deployments set short ones
             if 0 < len(getattr(self, name)) < 16:
                 raise ValueError(f"{name} must be empty (a random one is made) or at least 16 characters")
+        for name in ("action_timeout", "dialogue_timeout", "relay_timeout", "search_timeout", "db_timeout"):
+            if not 0.1 <= getattr(self, name) <= 600:
+                raise ValueError(f"{name} must be 0.1-600 seconds, got {getattr(self, name)}")
+        if not 0.05 <= self.redis_timeout <= 60:
+            raise ValueError(f"redis_timeout must be 0.05-60 seconds, got {self.redis_timeout}")
         if self.embed_threads < 1 or self.hnsw_m < 4 or self.hnsw_ef_search < 1 or self.max_query_chars < 10:
             raise ValueError("embed_threads >= 1, hnsw_m >= 4, hnsw_ef_search >= 1 and max_query_chars >= 10 required")
 

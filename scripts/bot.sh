@@ -56,15 +56,18 @@ from knowledge_base.settings import load_settings, shared_secret
 
 s = load_settings()
 print(s.rasa_host, s.action_host, s.rate_limit_per_minute, s.trusted_proxies, s.redis_url, s.redis_prefix, sep="\n")
+print(s.action_timeout, s.dialogue_timeout, sep="\n")
 for name in ("rasa_token", "action_secret", "relay_secret"):
     print(shared_secret(s, name))
 PY
 )" || { echo "cannot read the settings (config.yml, HOTLINE_*): see the error above" >&2; exit 2; }
     { read -r rasa_host; read -r action_host; read -r HOTLINE_RATE_LIMIT_PER_MINUTE; read -r HOTLINE_TRUSTED_PROXIES
       read -r HOTLINE_LIMIT_REDIS_URL; read -r HOTLINE_REDIS_PREFIX
+      read -r HOTLINE_ACTION_TIMEOUT; read -r HOTLINE_DIALOGUE_TIMEOUT
       read -r HOTLINE_RASA_TOKEN; read -r HOTLINE_ACTION_SECRET; read -r HOTLINE_RELAY_SECRET; } <<< "$values"
     export HOTLINE_RATE_LIMIT_PER_MINUTE HOTLINE_TRUSTED_PROXIES HOTLINE_LIMIT_REDIS_URL HOTLINE_REDIS_PREFIX
     export HOTLINE_RASA_TOKEN HOTLINE_ACTION_SECRET HOTLINE_RELAY_SECRET
+    export HOTLINE_ACTION_TIMEOUT HOTLINE_DIALOGUE_TIMEOUT
 }
 
 # Where a client on this host reaches a server listening on $1 (every address: loopback).
@@ -150,12 +153,19 @@ case "${1:-}" in
         train
     fi
     cd "$root/bot"
-    echo "Rasa on $rasa_host:${HOTLINE_RASA_PORT:-5005}, HTTP API behind rasa_token; actions at $HOTLINE_ACTION_URL"
+    echo "Rasa on $rasa_host:${HOTLINE_RASA_PORT:-5005}, HTTP API behind rasa_token; actions at $HOTLINE_ACTION_URL" \
+         "(action_timeout $HOTLINE_ACTION_TIMEOUT s, dialogue_timeout $HOTLINE_DIALOGUE_TIMEOUT s)"
     # bot/ for our channels (imported as channels.*); the root for the stdlib-only knowledge_base.plain.speech they use.
     # Rasa takes its API token only as --auth-token: it is added from the environment inside the process,
     # so that it never appears on a command line other users of the host can read (ps, /proc/PID/cmdline).
+    # The timeouts (Rasa has no setting for its wait on the action server) are set in the same way.
+    # One process: with the in-memory or Redis lock store Rasa 3.6 runs Sanic with one worker (SANIC_WORKERS
+    # unset), serving in this process, so a supervisor sees its death; exec keeps it the same PID.
+    unset SANIC_WORKERS
     PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/python" -c '
 import os, sys
+from channels.dialogue import configure_timeouts
+configure_timeouts(float(os.environ["HOTLINE_ACTION_TIMEOUT"]), float(os.environ["HOTLINE_DIALOGUE_TIMEOUT"]))
 from rasa.__main__ import main
 sys.argv = ["rasa", *sys.argv[1:], "--auth-token", os.environ["HOTLINE_RASA_TOKEN"]]
 sys.exit(main())' run --enable-api --interface "$rasa_host" \

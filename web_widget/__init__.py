@@ -70,7 +70,8 @@ def create_app(
     app.extensions["hotline"] = hotline
     app.config.update(
         HOTLINE_SETTINGS=settings,
-        HOTLINE_RELAY=relay or RasaRelay(settings.rasa_url, relay_secret=shared_secret(settings, "relay_secret")),
+        HOTLINE_RELAY=relay
+        or RasaRelay(settings.rasa_url, settings.relay_timeout, relay_secret=shared_secret(settings, "relay_secret")),
         HOTLINE_LIMITER=RateLimiter(settings.rate_limit_per_minute, redis=hotline.redis, prefix=settings.redis_prefix),
         HOTLINE_OPERATOR_LIMITER=RateLimiter(
             settings.operator_rate_limit_per_minute, redis=hotline.redis, prefix=settings.redis_prefix

@@ -36,9 +36,11 @@ class RasaRelay:
     channel limits clients by address, and all of this app's messages come from one.
     """
 
-    def __init__(self, rasa_url: str, timeout: float = 30, *, relay_secret: str = "") -> None:
+    def __init__(self, rasa_url: str, timeout: float = 15, *, relay_secret: str = "") -> None:
         self.url = rasa_url.rstrip("/") + "/webhooks/web/webhook"
-        self.timeout = timeout
+        # (connect, read): a Rasa worker that is down refuses at once, a hung one is given ``timeout``
+        # seconds (relay_timeout), after which the citizen gets BUSY.
+        self.timeout = (min(3.0, timeout), timeout)
         self.headers = {"X-Hotline-Relay-Secret": relay_secret} if relay_secret else {}
 
     def send(self, body: dict[str, Any]) -> list[dict[str, Any]]:

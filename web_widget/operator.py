@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as SearchTimeout
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
@@ -173,6 +176,21 @@ def work_order_page(token: str) -> str:
 
 # -- APIs ----------------------------------------------------------------------
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _searches() -> ThreadPoolExecutor:
+    """Threads that run the console's searches, so a request gives up after ``search_timeout``.
+
+    A search that overruns keeps its thread until it ends; the operator is answered at once.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="operator-search")
+        return _pool
+
 
 @operator.get("/api/search")
 @login_required("operator")
@@ -184,8 +202,12 @@ def search() -> ResponseReturnValue:
     region = request.args.get("region", "").strip()[: MAX_FIELD["region"]]
     if not query.strip():
         return jsonify(error="请输入来电人的问题再查询"), 400
+    kb, seconds = services().fresh_kb(), services().settings.search_timeout
     try:
-        result = services().fresh_kb().search(query, region=region or None, top_k=TOP_K)
+        result = _searches().submit(kb.search, query, region=region or None, top_k=TOP_K).result(seconds)
+    except SearchTimeout:
+        log.error("operator search took longer than search_timeout (%g s): %r", seconds, query[:40])
+        return jsonify(error="知识库查询超时，请稍后重试或按工单流程处理"), 503
     except ValueError as exc:  # an unknown region (the query itself was checked above)
         return jsonify(error=f"无法按此条件查询：{exc}"), 400
     except Exception:

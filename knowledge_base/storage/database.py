@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 import sqlite3
 import threading
@@ -168,13 +169,16 @@ class Database(ABC):
         return f"<{type(self).__name__} {redact_url(self.url)}>"
 
 
-def open_database(url: str | Path) -> Database:
+def open_database(url: str | Path, *, timeout: float | None = None) -> Database:
     """Open the database at ``url``; the connection details decide the dialect.
 
     Args:
         url: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, a plain file path, ``":memory:"``
             (a private in-memory database shared by the owner's threads), or
             ``postgresql://user[:password]@host[:port]/dbname`` (``postgres://`` too).
+        timeout: seconds a call may wait (the ``db_timeout`` setting): PostgreSQL's connect and
+            statement timeout and the wait for a pooled connection, SQLite's busy timeout. None: 30 s
+            of waiting for a lock or a connection, no statement timeout (tools, tests).
 
     Raises:
         ValueError: a URL of another kind.
@@ -182,15 +186,15 @@ def open_database(url: str | Path) -> Database:
     """
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
-        return PostgresDatabase(text)
+        return PostgresDatabase(text, timeout=timeout)
     if text.startswith("sqlite:///"):
-        return SQLiteDatabase(text.removeprefix("sqlite:///"))
+        return SQLiteDatabase(text.removeprefix("sqlite:///"), timeout=timeout)
     if "://" in text or text.startswith("sqlite:"):
         raise ValueError(
             f"database URL {redact_url(text)!r} is not supported: use sqlite:///PATH, a file path, "
             "':memory:' or postgresql://user@host:port/dbname"
         )
-    return SQLiteDatabase(text)
+    return SQLiteDatabase(text, timeout=timeout)
 
 
 def adopt(database: Database | str | Path) -> tuple[Database, bool]:
@@ -295,18 +299,20 @@ class _Connection(sqlite3.Connection):
 
 
 class SQLiteDatabase(Database):
-    """A SQLite file (WAL, 30 s busy timeout) or a private in-memory database.
+    """A SQLite file (WAL, busy timeout) or a private in-memory database.
 
     One connection per thread, in autocommit mode; :meth:`transaction` is ``BEGIN IMMEDIATE``.
 
     Args:
         path: the database file (created with its folder) or ``":memory:"``.
+        timeout: seconds a statement waits for another connection's lock (busy timeout); None: 30.
     """
 
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, timeout: float | None = None) -> None:
         super().__init__()
+        self.timeout = 30.0 if timeout is None else timeout
         self.memory = str(path) == ":memory:"
         if self.memory:
             # A shared-cache URI, so every thread sees the same in-memory database.
@@ -329,7 +335,7 @@ class SQLiteDatabase(Database):
         conn = sqlite3.connect(
             self._target,
             uri=self.memory,
-            timeout=30,
+            timeout=self.timeout,
             isolation_level=None,
             check_same_thread=False,
             factory=_Connection,
@@ -364,7 +370,7 @@ class SQLiteDatabase(Database):
 
     def connect_plain(self) -> sqlite3.Connection:
         self._check_open()
-        return sqlite3.connect(self._target, uri=self.memory, timeout=30, check_same_thread=False)
+        return sqlite3.connect(self._target, uri=self.memory, timeout=self.timeout, check_same_thread=False)
 
     def _run(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
         try:
@@ -473,7 +479,10 @@ class PostgresDatabase(Database):
 
     Args:
         url: ``postgresql://user[:password]@host[:port]/dbname`` (libpq URL, query options allowed).
-        max_connections: most connections open at once; a thread wanting more waits up to 30 s.
+        max_connections: most connections open at once; a thread wanting more waits ``timeout`` seconds.
+        timeout: connect timeout, statement timeout of the pooled connections and the wait for one of
+            them, in seconds (``db_timeout``). None: 10 s to connect, 30 s for a connection, statements
+            unlimited. :meth:`connect_plain` (schema upgrades) never has a statement timeout.
 
     Raises:
         DatabaseError: the server cannot be reached with ``url``.
@@ -481,11 +490,16 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, max_connections: int = 16) -> None:
+    def __init__(self, url: str, *, max_connections: int = 16, timeout: float | None = None) -> None:
         super().__init__()
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections}")
         self.url = url
+        # libpq counts its connect timeout in whole seconds and treats 1 as 2.
+        self._connect_timeout = 10 if timeout is None else max(2, math.ceil(timeout))
+        self._pool_wait = 30.0 if timeout is None else timeout
+        # A server that stops answering mid-statement is given up on; so is a statement stuck behind a lock.
+        self._statement_timeout_ms = None if timeout is None else int(timeout * 1000)
         self._idle: list[psycopg.Connection[dict[str, Any]]] = []
         self._idle_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -494,10 +508,16 @@ class PostgresDatabase(Database):
 
     def _connect(self) -> psycopg.Connection[dict[str, Any]]:
         import psycopg
+        from psycopg.conninfo import make_conninfo
         from psycopg.rows import dict_row
 
         with _reaching(self.url):
-            return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+            conninfo = self.url
+            if self._statement_timeout_ms is not None:
+                conninfo = make_conninfo(self.url, options=f"-c statement_timeout={self._statement_timeout_ms}")
+            return psycopg.connect(
+                conninfo, autocommit=True, row_factory=dict_row, connect_timeout=self._connect_timeout
+            )
 
     @contextmanager
     def _borrow(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
@@ -507,8 +527,10 @@ class PostgresDatabase(Database):
         if pinned is not None:
             yield pinned
             return
-        if not self._slots.acquire(timeout=30):
-            raise DatabaseError(f"all {self._max} connections to {redact_url(self.url)} stayed busy for 30 s")
+        if not self._slots.acquire(timeout=self._pool_wait):
+            raise DatabaseError(
+                f"all {self._max} connections to {redact_url(self.url)} stayed busy for {self._pool_wait:g} s"
+            )
         try:
             with self._idle_lock:
                 conn = self._idle.pop() if self._idle else None
@@ -567,7 +589,7 @@ class PostgresDatabase(Database):
 
         self._check_open()
         with _reaching(self.url):
-            return psycopg.connect(self.url, connect_timeout=10)
+            return psycopg.connect(self.url, connect_timeout=self._connect_timeout)
 
     @contextmanager
     def _pinned(self, mode: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
