@@ -464,15 +464,29 @@ def _listening(host: str, port: int, timeout: float) -> bool | None:
         return None
 
 
+HUNG = -1  # the status _get gives when a server accepted the connection and then said nothing in time
+
+
 def _get(url: str, timeout: float) -> tuple[int, str]:
-    """(status, body) of a GET; (0, error) when it is not HTTP at all."""
+    """(status, body) of a GET; (HUNG, error) when no answer came in time, (0, error) when it is not HTTP."""
     import requests
 
     try:
         reply = requests.get(url, timeout=timeout)
+    except requests.Timeout as exc:
+        return HUNG, str(exc)
     except requests.RequestException as exc:
         return 0, str(exc)
     return reply.status_code, reply.text
+
+
+def _hung(what: str, host: str, port: int, path: str, timeout: float, fix: str) -> Check:
+    return Check(
+        f"{what} port {port}",
+        Level.FAIL,
+        f"{host}:{port} accepts connections but {path} did not answer within {timeout:g} s: the server is hung",
+        fix,
+    )
 
 
 def _taken(what: str, host: str, port: int, variable: str) -> str:
@@ -490,6 +504,8 @@ def check_rasa_port(host: str, port: int, *, timeout: float = 2.0, token: str = 
             name, Level.FAIL, f"no answer from {host}:{port}", f"start Rasa there or correct rasa_url ({host})"
         )
     status, body = _get(f"http://{host}:{port}/status" + (f"?token={token}" if token else ""), timeout)
+    if status == HUNG:
+        return _hung("rasa", host, port, "/status", timeout, "restart it (scripts/run.sh's supervisor does by itself)")
     try:
         info = json.loads(body) if status == 200 else None
     except ValueError:
@@ -521,6 +537,9 @@ def check_action_port(port: int, *, timeout: float = 2.0) -> Check:
     if state is False:
         return Check(name, Level.OK, f"{host}:{port} free (action server not running)")
     status, body = _get(f"http://{host}:{port}/health", timeout) if state else (0, "")
+    if status == HUNG:
+        fix = "restart it (scripts/run.sh's supervisor does by itself)"
+        return _hung("action server", host, port, "/health", timeout, fix)
     try:
         healthy = status == 200 and json.loads(body).get("status") == "ok"
     except (ValueError, AttributeError):
@@ -543,6 +562,8 @@ def check_web_port(host: str, port: int, *, timeout: float = 2.0) -> Check:
     if state is False:
         return Check(name, Level.OK, f"{probe}:{port} free (web app not running)")
     status, body = _get(f"http://{probe}:{port}/healthz", timeout) if state else (0, "")
+    if status == HUNG:
+        return _hung("web", probe, port, "/healthz", timeout, "restart it (scripts/run.sh's supervisor does by itself)")
     try:
         health = json.loads(body) if status in (200, 503) else None
     except ValueError:

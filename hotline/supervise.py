@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 READY_FOR_RESET = 60.0  # seconds of service after which the backoff starts again at 1 s
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Server:
     """One server to keep running.
 
