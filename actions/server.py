@@ -91,6 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     utils.configure_colored_logging(logging.INFO)  # type: ignore[no-untyped-call]  # rasa-sdk has no hints here
     utils.update_sanic_log_level()
     app = build_app(secret, args.actions)
+    # The knowledge base and model load before the port opens: /health then means "can answer", and a
+    # server restarted by the supervisor answers its first citizen at once instead of timing out.
+    try:
+        from actions import runtime
+
+        runtime.get()
+    except Exception:
+        log.exception("loading the knowledge base failed; the first question will try again")
     log.info("action server on http://%s:%d (calls need %s; /health is open)", host, args.port, HEADER)
     # One process: Sanic's worker manager would otherwise fork the serving process and keep the port in
     # a parent that outlives it (a worker killed by the OOM killer left /health hanging and nobody

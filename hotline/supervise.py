@@ -6,7 +6,9 @@ workers, each one process in its own process group. Every second the supervisor 
 - a server that exited (crashed, killed by the out-of-memory killer) is started again after 1 s, then
   2, 4 … up to 30 s while it keeps failing (back to 1 s once it has served for a minute);
 - a server whose health check has not answered for ``hung_after`` seconds (a hung process, or one
-  stopped with SIGSTOP) is killed with its process group and started again the same way;
+  stopped with SIGSTOP) is killed with its process group and started again the same way; except in
+  its first ``warm_seconds`` of service, while it loads its model (an action server answers /health
+  first and is then warmed up: on a busy host the loading may starve its event loop for a while);
 - the others keep serving meanwhile. Every event is one plain line on stderr with the restart count,
   and ``state.json`` in the log folder says which process serves what (``hotline doctor``, tests).
 
@@ -49,6 +51,7 @@ class Server:
         health: URL of its health check; any HTTP answer means alive (a 503 about Redis is not cured
             by a restart).
         start_seconds: how long it may take to answer for the first time after a (re)start.
+        warm_seconds: how long after its first answer a silence is taken for loading, not a hang.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Server:
     log: Path
     health: str
     start_seconds: float = 120.0
+    warm_seconds: float = 10.0
 
 
 @dataclass
@@ -198,7 +202,8 @@ class Supervisor:
                 r.ready_at = now
                 self.log(f"{r.server.name} is serving (pid {r.proc.pid}, ready {now - r.started:.0f} s after start)")
             return
-        if r.ready_at is not None and now - r.last_answer >= self.hung_after:
+        warming = r.ready_at is not None and now - r.ready_at < r.server.warm_seconds
+        if r.ready_at is not None and now - r.last_answer >= self.hung_after and not warming:
             why = f"did not answer its health check for {now - r.last_answer:.0f} s (hung)"
         elif r.ready_at is None and now - r.started >= r.server.start_seconds:
             why = f"did not become ready within {r.server.start_seconds:.0f} s"

@@ -46,6 +46,7 @@ def stand_in(tmp_path: Path, name: str) -> tuple[Server, int]:
         tmp_path / f"{name}.log",
         f"http://127.0.0.1:{port}/health",
         start_seconds=20,
+        warm_seconds=0,
     )
     return server, port
 
