@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -109,6 +110,17 @@ class Table:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def restricted_to(self, present: set[str]) -> Table:
+        """This table as a database of an older revision has it: only the ``present`` columns and their keys."""
+        if all(c.name in present for c in self.columns):
+            return self
+        return dataclasses.replace(
+            self,
+            columns=tuple(c for c in self.columns if c.name in present),
+            unique=tuple(u for u in self.unique if set(u) <= present),
+            indexes=tuple(i for i in self.indexes if set(i.columns) <= present),
+        )
 
     @property
     def numbered(self) -> bool:
@@ -255,7 +267,12 @@ def backup_database(db: Database, path: str | Path, *, progress: bool = False) -
             raise BackupRejected(f"cannot back up: {found.error()}")
         revision = found.current or (migrate.RELEASE_REVISION if found.state == "unversioned" else found.head)
         present = migrate.table_names(db)
-        tables = {name: table for name, table in declared_tables().items() if name in present}
+        # A database behind the code has the tables and columns of its own revision: back up those.
+        tables = {
+            name: table.restricted_to(migrate.column_names(db, name))
+            for name, table in declared_tables().items()
+            if name in present
+        }
         kb_version = _kb_version(db, tables)
         entries = []
         for name, table in tables.items():

@@ -308,7 +308,7 @@ def test_edited_table_takes_effect(data_copy: Path) -> None:
         ("fillers.txt", "你好\t您好", "without tabs"),
         ("userdict.txt", "社会保险 many n", "neither a frequency"),
         ("userdict.txt", "社会保险 0 n", "positive"),
-        ("regions.tsv", "广东省\t\t南山区\t南山", "district needs its city"),
+        ("regions.tsv", "广东省\t\t南山区\t南山", "填写区县时必须同时填写城市"),
         ("regions.tsv", "广东省\t深圳市", "4 tab-separated columns"),
         ("regions.tsv", "-\t\t\t深圳", "as a place and as not a place"),
     ],
