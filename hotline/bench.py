@@ -80,11 +80,53 @@ def _all_threads() -> None:
 
 
 def configurations(settings: Settings) -> dict[str, Settings]:
-    """The shipped default and the two baselines it must beat."""
+    """The shipped default, the same with the other encoder (torch or onnx), and the baseline it must beat."""
+    other = "torch" if settings.embedder == "onnx" else "onnx"
     return {
         "default": settings,
+        other: dataclasses.replace(settings, embedder=other),
         "e5_plain": dataclasses.replace(settings, embed_text="raw", lexical_weight=0.0),
     }
+
+
+_ENCODER_RSS_SCRIPT = """
+import sys
+from pathlib import Path
+
+def rss_mb():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+from knowledge_base.search.embedder import OnnxEmbedder, SentenceTransformerEmbedder
+before = rss_mb()
+kind = OnnxEmbedder if sys.argv[1] == "onnx" else SentenceTransformerEmbedder
+kind(sys.argv[2], prefix=sys.argv[3], threads=1).encode(["社保卡丢了怎么补办"])
+print(before, rss_mb())
+"""
+
+
+def encoder_rss_mb(settings: Settings) -> dict[str, float]:
+    """Resident memory of a fresh process once it has loaded the encoder ``settings.embedder`` and embedded a text.
+
+    A benchmark process holds every configuration at once, so its own RSS cannot tell the encoders apart.
+
+    Returns:
+        ``{"before_mb": ..., "loaded_mb": ...}``: after importing numpy and the embedder module, and after one
+        encode (the whole process: interpreter, libraries, weights, buffers).
+    """
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ENCODER_RSS_SCRIPT, settings.embedder, str(settings.model_path), settings.model_prefix],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    before, loaded = (float(x) for x in done.stdout.split()[-2:])
+    return {"before_mb": round(before, 1), "loaded_mb": round(loaded, 1)}
 
 
 def run_retrieval(
@@ -129,11 +171,16 @@ def run_retrieval(
             "index_build_s": build_s,
             "peak_rss_mb": peak_rss_mb(),
             "update_to_searchable_ms": _time_one_update(kb),
+            "embedder": variant.embedder,
             "embed_text": variant.embed_text,
             "lexical_weight": variant.lexical_weight,
             "lexical_tokens": variant.lexical_tokens,
         }
         log(_line(name, report["configs"][name]))
+    report["encoder_rss"] = {}
+    for backend in ("torch", "onnx"):
+        rss = report["encoder_rss"][backend] = encoder_rss_mb(dataclasses.replace(settings, embedder=backend))
+        log(f"[{backend}] a fresh process holding only the encoder: {rss['loaded_mb']:.0f} MB")
     log("[bm25] ranking by BM25 alone (jieba cut_for_search words of the normalised text)")
     results, latencies, lexical_build = bm25_alone(entries, queries, normaliser, progress=progress)
     report["configs"]["bm25"] = {
@@ -332,7 +379,8 @@ def open_file_kb(kb_file: Path, settings: Settings, embedder: Embedder, *, progr
 
 def _line(name: str, m: dict[str, Any]) -> str:
     return (
-        f"[{name}] hit@1 {m['hit_at_1']:.3f}  MRR@10 {m['mrr_at_10']:.3f}  recall@5 {m['recall_at_5']:.3f}  "
+        f"[{name}, {m.get('embedder', '-')}] hit@1 {m['hit_at_1']:.3f}  MRR@10 {m['mrr_at_10']:.3f}  "
+        f"recall@5 {m['recall_at_5']:.3f}  "
         f"p50 {m['latency_ms_p50']:.1f} ms  p95 {m['latency_ms_p95']:.1f} ms"
     )
 

@@ -16,7 +16,7 @@ from knowledge_base.settings import Settings, load_settings, setting_help
 
 if TYPE_CHECKING:
     from knowledge_base.records import Entry, SearchResult
-    from knowledge_base.search.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.embedder import Embedder
     from knowledge_base.search.kb import KnowledgeBase
     from knowledge_base.staff.accounts import AccountStore
 
@@ -512,10 +512,10 @@ def supervise(
 # -- measurement ---------------------------------------------------------------
 
 
-def _embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
-    from knowledge_base.search.embedder import SentenceTransformerEmbedder
+def _embedder_for(settings: Settings) -> Embedder:
+    from knowledge_base.search.embedder import make_embedder
 
-    return SentenceTransformerEmbedder(settings.model_path, prefix=settings.model_prefix, threads=1)
+    return make_embedder(settings, threads=1)
 
 
 @main.command()

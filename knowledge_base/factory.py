@@ -7,7 +7,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from knowledge_base.search.cache import LRUResultCache, RedisResultCache, ResultCache
-from knowledge_base.search.embedder import SentenceTransformerEmbedder
+from knowledge_base.search.embedder import make_embedder
 from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.settings import Settings
 from knowledge_base.staff.interactions import InteractionStore
@@ -139,7 +139,7 @@ def open_knowledge_base(
     db = db if db is not None else open_database(settings)
     kb = KnowledgeBase(
         open_store(settings, db),
-        SentenceTransformerEmbedder(settings.model_path, prefix=settings.model_prefix, threads=settings.embed_threads),
+        make_embedder(settings),
         DictionaryStore(db).normaliser(),  # the staff-edited tables, so every worker reads text alike
         settings=settings,
         index_dir=settings.index_path,
