@@ -137,9 +137,16 @@ def run_retrieval(
     embedder_for: Callable[[Settings], Embedder],
     limit: int | None = None,
     progress: bool = False,
+    encoder_memory: bool = True,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Index ``kb_file`` once per configuration and run every query through it.
+    """Index ``kb_file`` once per configuration and run every query through each of them.
+
+    The configurations take turns query by query (in a rotating order), so that a machine whose load
+    changes during the run slows them alike and their latencies stay comparable.
+
+    With ``encoder_memory``, a fresh process loads each real encoder in turn to report its resident memory
+    (``encoder_rss``).
 
     Returns:
         ``{"hit_at_1", "mrr_at_10", "recall_at_5", "n_queries", "latency_ms_p50", "latency_ms_p95", ...}`` for
@@ -155,20 +162,25 @@ def run_retrieval(
     store.import_entries(entries, author="bench")
     thresholds = Thresholds.from_mapping(settings.thresholds())
     report: dict[str, Any] = {"configs": {}}
-    kb: KnowledgeBase | None = None
-    for name, variant in configurations(settings).items():
-        log(f"[{name}] indexing {len(entries)} entries from {kb_file.name}")
-        kb = KnowledgeBase(store, embedder_for(variant), normaliser, settings=variant)
+    variants = configurations(settings)
+    kbs: dict[str, KnowledgeBase] = {}
+    build_s: dict[str, float] = {}
+    for name, variant in variants.items():
+        log(f"[{name}] indexing {len(entries)} entries from {kb_file.name} ({variant.embedder})")
+        kbs[name] = KnowledgeBase(store, embedder_for(variant), normaliser, settings=variant)
         started = time.perf_counter()
-        kb.warm_up(progress=progress)
-        build_s = time.perf_counter() - started
-        results, latencies = rank_queries(kb, queries, progress=progress, label=name)
+        kbs[name].warm_up(progress=progress)
+        build_s[name] = time.perf_counter() - started
+    ranked = rank_queries_in_turn(kbs, queries, progress=progress)
+    for name, variant in variants.items():
+        kb = kbs[name]
+        results, latencies = ranked[name]
         report["configs"][name] = {
             **retrieval_metrics(results),
             **decision_metrics(results, thresholds),
             "latency_ms_p50": percentile(latencies, 50),
             "latency_ms_p95": percentile(latencies, 95),
-            "index_build_s": build_s,
+            "index_build_s": build_s[name],
             "peak_rss_mb": peak_rss_mb(),
             "update_to_searchable_ms": _time_one_update(kb),
             "embedder": variant.embedder,
@@ -178,7 +190,7 @@ def run_retrieval(
         }
         log(_line(name, report["configs"][name]))
     report["encoder_rss"] = {}
-    for backend in ("torch", "onnx"):
+    for backend in ("torch", "onnx") if encoder_memory else ():
         rss = report["encoder_rss"][backend] = encoder_rss_mb(dataclasses.replace(settings, embedder=backend))
         log(f"[{backend}] a fresh process holding only the encoder: {rss['loaded_mb']:.0f} MB")
     log("[bm25] ranking by BM25 alone (jieba cut_for_search words of the normalised text)")
@@ -364,6 +376,29 @@ def rank_queries(
         latencies.append((time.perf_counter() - started) * 1000)
         results.append(Ranked(q.gold, tuple(h.entry.key for h in found.hits), tuple(h.score for h in found.hits)))
     return results, latencies
+
+
+def rank_queries_in_turn(
+    kbs: dict[str, KnowledgeBase], queries: list[LabelledQuery], *, progress: bool = False
+) -> dict[str, tuple[list[Ranked], list[float]]]:
+    """:func:`rank_queries` for several knowledge bases, each query searched in all of them before the next.
+
+    The order rotates from one query to the next, so no configuration always goes first (warm caches)
+    or always runs while the machine is busiest.
+    """
+    names = list(kbs)
+    for kb in kbs.values():
+        kb.search("预热")  # first call pays one-off costs (jieba dictionary, model kernels)
+    out: dict[str, tuple[list[Ranked], list[float]]] = {name: ([], []) for name in names}
+    for i, q in enumerate(_progress(queries, progress, "queries (" + ", ".join(names) + " in turn)")):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            started = time.perf_counter()
+            found = kbs[name].search(q.query, top_k=10)
+            out[name][1].append((time.perf_counter() - started) * 1000)
+            out[name][0].append(
+                Ranked(q.gold, tuple(h.entry.key for h in found.hits), tuple(h.score for h in found.hits))
+            )
+    return out
 
 
 def open_file_kb(kb_file: Path, settings: Settings, embedder: Embedder, *, progress: bool = False) -> KnowledgeBase:

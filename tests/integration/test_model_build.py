@@ -162,19 +162,20 @@ def test_is_built_and_idempotent(model_folder: Path, tmp_path: Path) -> None:
 
 
 def test_outdated_or_damaged_folder_is_rebuilt(tmp_path: Path) -> None:
-    target = build_model(tmp_path / "e5", progress=False)
+    # The weights' folder only: the ONNX export has its own test (tests/integration/test_embedder_onnx.py).
+    target = build_model(tmp_path / "e5", progress=False, onnx=False)
     prov_path = target / "PROVENANCE.json"
     prov = json.loads(prov_path.read_text())
 
     prov["format_version"] = FORMAT_VERSION - 1
     prov_path.write_text(json.dumps(prov))
     assert not is_built(target)
-    build_model(target, progress=False)
+    build_model(target, progress=False, onnx=False)
     assert is_built(target)
 
     with (target / "model.safetensors").open("r+b") as f:  # a truncated copy
         f.truncate(1000)
     assert not is_built(target)
-    build_model(target, progress=False)
+    build_model(target, progress=False, onnx=False)
     assert is_built(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e5"]  # no temp folders left behind

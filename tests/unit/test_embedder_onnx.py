@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hotline.bench import configurations
+from hotline.bench import configurations, run_retrieval
 from hotline.model_build import _check_exportable, onnx_is_current
 from knowledge_base.errors import ModelNotBuilt
 from knowledge_base.search.embedder import (
     ONNX_MODEL,
     ONNX_PROVENANCE,
+    FakeEmbedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     make_embedder,
@@ -206,3 +207,30 @@ def test_only_mean_pooling_with_normalisation_is_exported(tmp_path) -> None:
     (tmp_path / "modules.json").write_text(json.dumps(modules[:2]))  # no Normalize
     with pytest.raises(ModelNotBuilt):
         _check_exportable(tmp_path)
+
+
+def test_the_retrieval_bench_reports_both_encoders_measured_in_turn(tmp_path) -> None:
+    sample = Path(__file__).resolve().parents[2] / "knowledge_base" / "sample"
+    asked: list[str] = []
+
+    def embedder_for(settings):
+        asked.append(settings.embedder)
+        return FakeEmbedder()
+
+    settings = load_settings(path=None, environ={}, data_dir=str(tmp_path), embedder="onnx")
+    report = run_retrieval(
+        sample / "guangdong_kb.yaml",
+        sample / "test_questions.jsonl",
+        settings=settings,
+        embedder_for=embedder_for,
+        limit=12,
+        encoder_memory=False,
+    )
+    assert sorted(asked) == ["onnx", "onnx", "torch"]  # default, plain e5 on the default's encoder, the other one
+    assert report["configs"]["default"]["embedder"] == "onnx"
+    assert report["configs"]["torch"]["embedder"] == "torch"
+    for name in ("default", "torch", "e5_plain"):
+        assert report["configs"][name]["n_queries"] == 12
+        assert report["configs"][name]["latency_ms_p50"] > 0
+    # Same fake vectors on both "encoders": the same ranking, whatever the order the queries ran in.
+    assert report["configs"]["default"]["hit_at_1"] == report["configs"]["torch"]["hit_at_1"]
