@@ -146,19 +146,26 @@ class InteractionStore:
     def record_feedback(
         self, *, channel: str, sender_id: str, entry_key: str, kb_version: int, useful: bool, comment: str = ""
     ) -> None:
-        self.db.execute(
-            "INSERT INTO feedback (created_at, channel, sender_id, entry_key, kb_version, useful, comment) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                datetime.now().isoformat(timespec="seconds"),
-                channel,
-                sender_id,
-                entry_key,
-                kb_version,
-                int(useful),
-                comment[:500],
-            ),
-        )
+        """One citizen's judgement of one answer: 有用 pressed twice, or a request delivered twice after a
+        worker died, counts once; a change of mind (有用, then 没用) replaces the earlier judgement."""
+        with self.db.transaction():
+            self.db.execute(
+                "DELETE FROM feedback WHERE sender_id=? AND entry_key=? AND kb_version=?",
+                (sender_id, entry_key, kb_version),
+            )
+            self.db.execute(
+                "INSERT INTO feedback (created_at, channel, sender_id, entry_key, kb_version, useful, comment) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    datetime.now().isoformat(timespec="seconds"),
+                    channel,
+                    sender_id,
+                    entry_key,
+                    kb_version,
+                    int(useful),
+                    comment[:500],
+                ),
+            )
 
     def feedback(self, entry_key: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM feedback"

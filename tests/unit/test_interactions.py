@@ -82,3 +82,17 @@ def test_feedback_and_answer_log_round_trip(interactions):
     assert len(interactions.feedback("KB-000002")) == 1
     (logged,) = interactions.answer_log()
     assert (logged["query"], logged["score"], logged["kb_version"]) == ("社保怎么查", 0.961, 3)
+
+
+def test_one_citizens_judgement_of_one_answer_counts_once(interactions):
+    """有用 pressed twice, or one request delivered twice after a worker died: one row; a change of mind replaces."""
+    for useful in (True, True, False):
+        interactions.record_feedback(channel="web", sender_id="s", entry_key="KB-1", kb_version=3, useful=useful)
+    interactions.record_feedback(channel="web", sender_id="s", entry_key="KB-1", kb_version=4, useful=True)
+    interactions.record_feedback(channel="web", sender_id="t", entry_key="KB-1", kb_version=3, useful=True)
+    rows = interactions.feedback("KB-1")
+    assert sorted((r["sender_id"], r["kb_version"], r["useful"]) for r in rows) == [
+        ("s", 3, 0),
+        ("s", 4, 1),
+        ("t", 3, 1),
+    ]
