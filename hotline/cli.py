@@ -330,7 +330,7 @@ def ask(ctx: Context, region: str | None) -> None:
 def setup(ctx: Context, sample: bool) -> None:
     """Upgrade the database's schema, build the model if needed, import the sample KB into an empty database,
     build the index."""
-    from hotline.model_build import build_model, is_built
+    from hotline.model_build import build_model, export_onnx, is_built
     from knowledge_base.factory import open_store
     from knowledge_base.transfer import read_entries
 
@@ -338,6 +338,8 @@ def setup(ctx: Context, sample: bool) -> None:
     _upgrade_database(ctx)
     if not settings.model_dir and not is_built(settings.model_path):
         build_model(settings.model_path, progress=True)
+    if settings.embedder == "onnx":
+        export_onnx(settings.model_path)  # a no-op when current; a folder built before the export gets it here
     store = open_store(settings)
     if sample and store.count() == 0:
         summary = store.import_entries(read_entries(SAMPLE_KB), author="setup")

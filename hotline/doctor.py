@@ -245,13 +245,21 @@ def check_model(settings: Settings, *, load: bool = True) -> Check:
             f"model_dir {path} holds no sentence-transformers model",
             "point model_dir at a sentence-transformers folder, or empty it and run `hotline model build`",
         )
+    if settings.embedder == "onnx" and not (path / "onnx" / "model.onnx").is_file():
+        return Check(
+            "embedding model",
+            Level.FAIL,
+            f"embedder is onnx but {path} has no ONNX export (onnx/model.onnx)",
+            "hotline model build (exports it), or set embedder: torch",
+        )
     if not load:
         return Check("embedding model", Level.OK, f"{path} is complete (not loaded)")
-    from knowledge_base.search.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.embedder import make_embedder
 
     started = time.perf_counter()
     try:
-        vector = SentenceTransformerEmbedder(path, prefix=settings.model_prefix).encode(["社保卡丢了怎么补办"])[0]
+        # The encoder the workers run (embedder setting): with onnx, a missing export fails here with its fix.
+        vector = make_embedder(settings).encode(["社保卡丢了怎么补办"])[0]
     except Exception as exc:
         return Check("embedding model", Level.FAIL, f"{path} does not load: {exc}", "hotline model build --force")
     norm = float((vector**2).sum()) ** 0.5
@@ -345,7 +353,7 @@ def check_index(settings: Settings, db_version: int | None, normaliser: TextNorm
         db_version: the database's KB version (None: unknown).
         normaliser: the one workers use (default: the shipped tables).
     """
-    from knowledge_base.search.embedder import SentenceTransformerEmbedder
+    from knowledge_base.search.embedder import make_embedder
     from knowledge_base.search.index import Manifest
     from knowledge_base.search.kb import index_manifest, manifest_differences
     from knowledge_base.search.textnorm import TextNormaliser
@@ -369,7 +377,7 @@ def check_index(settings: Settings, db_version: int | None, normaliser: TextNorm
     model_path = settings.model_path
     if not (model_path / "config.json").is_file():
         return Check("index", Level.WARN, "cannot compare with the model: the model is missing", "hotline model build")
-    embedder = SentenceTransformerEmbedder(model_path, prefix=settings.model_prefix)
+    embedder = make_embedder(settings)  # its name only (nothing is loaded): the workers' encoder
     running = index_manifest(embedder, normaliser or TextNormaliser.from_dir(), settings, manifest.kb_version)
     differences = manifest_differences(manifest, running)
     if differences:

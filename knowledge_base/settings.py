@@ -66,7 +66,7 @@ class Settings:
         1, "CPU threads one embedding call may use, torch or ONNX Runtime (1 keeps workers independent)."
     )
     embedder: str = _setting(
-        "torch",
+        "onnx",
         "What runs the model: 'onnx' (ONNX Runtime on the model folder's onnx/model.onnx, exported by "
         "`hotline model build`) or 'torch' (sentence-transformers). Index and queries always use the same one.",
     )

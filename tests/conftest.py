@@ -112,10 +112,11 @@ def fake_kb(store, normaliser, settings) -> KnowledgeBase:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """The real multilingual-e5-small folder, built once (or reused from HOTLINE_TEST_MODEL_DIR)."""
-    from hotline.model_build import build_model, is_built
+    from hotline.model_build import build_model, export_onnx, is_built
 
     given = os.environ.get("HOTLINE_TEST_MODEL_DIR")
     if given and is_built(Path(given)):
+        export_onnx(Path(given), progress=False)  # a folder built before the ONNX export existed gets it once
         return Path(given)
     return build_model(tmp_path_factory.mktemp("model") / "multilingual-e5-small", progress=False)
 

@@ -3,6 +3,7 @@ local stand-in servers, and the command's table and exit status."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -20,7 +21,7 @@ from hotline import doctor
 from hotline.cli import main
 from hotline.doctor import Check, Level, Ports
 from knowledge_base.records import Entry
-from knowledge_base.search.embedder import SentenceTransformerEmbedder
+from knowledge_base.search.embedder import make_embedder
 from knowledge_base.search.index import PhrasingIndex
 from knowledge_base.search.kb import index_manifest
 from knowledge_base.settings import Settings
@@ -111,7 +112,12 @@ def test_model_dir_without_a_model(tmp_path):
     check = doctor.check_model(settings)
     assert check.level is Level.FAIL and "holds no sentence-transformers model" in check.detail
     (tmp_path / "modules.json").write_text("[]")
+    check = doctor.check_model(settings, load=False)
+    assert check.level is Level.FAIL and "no ONNX export" in check.detail and "hotline model build" in check.fix
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "model.onnx").write_bytes(b"graph")
     assert doctor.check_model(settings, load=False).level is Level.OK
+    assert doctor.check_model(dataclasses.replace(settings, embedder="torch"), load=False).level is Level.OK
 
 
 def test_database_missing_empty_and_filled(tmp_path):
@@ -156,7 +162,7 @@ def indexed(tmp_path, normaliser) -> Settings:
     settings = Settings(data_dir=str(tmp_path / "var"))
     settings.model_path.mkdir(parents=True)
     (settings.model_path / "config.json").write_text(json.dumps({"hidden_size": 64}))
-    embedder = SentenceTransformerEmbedder(settings.model_path, prefix=settings.model_prefix)
+    embedder = make_embedder(settings)  # the encoder the setting names, as the workers build it
     index = PhrasingIndex(64)
     index.save(settings.index_path, index_manifest(embedder, normaliser, settings, kb_version=5))
     return settings
