@@ -37,8 +37,10 @@ def test_real_model_database_and_index_pass_then_the_index_is_stale(tmp_path, mo
 
 def test_a_model_folder_that_does_not_load_fails(tmp_path):
     (tmp_path / "modules.json").write_text("[]")
-    check = doctor.check_model(Settings(model_dir=str(tmp_path)))
+    check = doctor.check_model(Settings(model_dir=str(tmp_path), embedder="torch"))
     assert check.level is Level.FAIL and "does not load" in check.detail
+    check = doctor.check_model(Settings(model_dir=str(tmp_path), embedder="onnx"))
+    assert check.level is Level.FAIL and "no ONNX export" in check.detail and "hotline model build" in check.fix
 
 
 def test_redis_reachable(redis):
