@@ -12,7 +12,7 @@ import click
 
 import knowledge_base
 from knowledge_base.errors import DatabaseError
-from knowledge_base.settings import Settings, load_settings, setting_help
+from knowledge_base.settings import STAFF_ROLES, Settings, load_settings, setting_help
 
 if TYPE_CHECKING:
     from knowledge_base.records import Entry, SearchResult
@@ -783,7 +783,7 @@ def _accounts(ctx: Context) -> AccountStore:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["operator", "editor", "reviewer", "admin"]), required=True)
+@click.option("--role", type=click.Choice(list(STAFF_ROLES)), required=True)
 @click.option("--name", "display_name", default="", help="Name shown in the pages and the audit log.")
 @click.option(
     "--password",

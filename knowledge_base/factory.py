@@ -6,6 +6,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from knowledge_base.orders.book import WorkOrderBook
 from knowledge_base.search.cache import LRUResultCache, RedisResultCache, ResultCache
 from knowledge_base.search.embedder import make_embedder
 from knowledge_base.search.kb import KnowledgeBase
@@ -57,7 +58,13 @@ def open_store(settings: Settings, db: database.Database | None = None) -> SQLSt
 
 def open_interactions(settings: Settings, db: database.Database | None = None) -> InteractionStore:
     """Work orders, feedback and the answer log on ``db`` (default: :func:`open_database`)."""
-    return InteractionStore(db if db is not None else open_database(settings))
+    db = db if db is not None else open_database(settings)
+    return InteractionStore(db, orders=open_work_order_book(settings, db))
+
+
+def open_work_order_book(settings: Settings, db: database.Database) -> WorkOrderBook:
+    """The work-order book with the configured due dates, queueing deliveries when a webhook is configured."""
+    return WorkOrderBook(db, due_days=settings.order_due_days, outbox=bool(settings.order_webhook_url))
 
 
 def open_redis(settings: Settings) -> redis.Redis | None:

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -24,10 +25,10 @@ import yaml
 
 ENV_PREFIX = "HOTLINE_"
 # Settings that are secrets: empty means a random value kept in data_dir (see shared_secret).
-SECRETS = ("secret_key", "rasa_token", "action_secret", "relay_secret")
+SECRETS = ("secret_key", "rasa_token", "action_secret", "relay_secret", "order_api_token")
 # The staff roles, each including the ones before it (knowledge_base/staff/accounts.py); here so that
 # pii_min_role is checked where it is read.
-STAFF_ROLES = ("operator", "editor", "reviewer", "admin")
+STAFF_ROLES = ("operator", "dispatcher", "editor", "reviewer", "admin")
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -214,6 +215,49 @@ class Settings:
         "answer (Rasa's tracker and lock store keep Rasa's own; a Redis that is down refuses at once).",
     )
 
+    order_due_days: str = _setting(
+        "咨询=2 求助=3 投诉=5 举报=10 建议=15",
+        "Days a work order of each request type may take from creation to 已办结 (类型=天数, space-separated; "
+        "types left out keep these defaults). Later orders are shown as overdue.",
+    )
+    order_webhook_url: str = _setting(
+        "",
+        "HTTPS address of the city's existing work-order system: every new work order is delivered there "
+        '(signed, retried, in order; README "Work orders"). Empty: the built-in dispatcher page is the system.',
+    )
+    order_webhook_secret: str = _setting(
+        "",
+        "Key of the HMAC-SHA256 signature on every webhook delivery (header X-Hotline-Signature); required "
+        "with order_webhook_url, at least 16 characters. Give it through HOTLINE_ORDER_WEBHOOK_SECRET.",
+    )
+    order_webhook_timeout: float = _setting(
+        10.0, "Seconds one webhook delivery may take (connect and answer) before it counts as failed."
+    )
+    order_webhook_attempts: int = _setting(
+        10,
+        "Deliveries tried per work order (waiting 2, 4, 8 … up to 600 seconds between them) before it goes to "
+        "the dead-letter list in the admin (投递失败), where staff retry it.",
+    )
+    order_api_token: str = _setting(
+        "",
+        "Bearer token the city's work-order system sends to the inbound API (/api/work-orders/…). Empty: a "
+        "random token kept in data_dir/order_api_token; set HOTLINE_ORDER_API_TOKEN on every web worker.",
+    )
+    order_lookup_attempts: int = _setting(
+        5,
+        "Wrong work-order number / phone digit pairs one conversation (and one work-order number) may give in "
+        "an hour when a citizen asks where their request is; then the bot refers them to 12345.",
+    )
+    hot_topic_factor: float = _setting(
+        3.0,
+        "A topic is hot (舆情预警) when its questions and work orders in the last hour reach this many times "
+        "its average for the same hour over the past 7 days …",
+    )
+    hot_topic_min_count: int = _setting(10, "… and at least this many in that hour (so a quiet topic's 1 → 3 is not).")
+    hot_topic_webhook_url: str = _setting(
+        "", "Optional address that each new hot-topic alert is also POSTed to (JSON); empty: dashboard only."
+    )
+
     explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False, metadata={"internal": True})
     """Names set by a ``HOTLINE_*`` variable or an explicit override: they win over an applied calibration
     (not a setting itself: no help text, not read from config.yml)."""
@@ -271,6 +315,17 @@ class Settings:
                 raise ValueError(f"{name} must be 0.1-600 seconds, got {getattr(self, name)}")
         if not 0.05 <= self.redis_timeout <= 60:
             raise ValueError(f"redis_timeout must be 0.05-60 seconds, got {self.redis_timeout}")
+        if self.order_webhook_url:
+            if not self.order_webhook_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+                raise ValueError("order_webhook_url must be https:// (http:// only to 127.0.0.1 or localhost)")
+            if len(self.order_webhook_secret) < 16:
+                raise ValueError("order_webhook_url needs order_webhook_secret of at least 16 characters")
+        if not 0.5 <= self.order_webhook_timeout <= 120 or not 1 <= self.order_webhook_attempts <= 100:
+            raise ValueError("order_webhook_timeout must be 0.5-120 seconds and order_webhook_attempts 1-100")
+        if self.order_lookup_attempts < 1 or self.hot_topic_factor < 1 or self.hot_topic_min_count < 1:
+            raise ValueError("order_lookup_attempts >= 1, hot_topic_factor >= 1 and hot_topic_min_count >= 1 required")
+        if not all(re.fullmatch(r"[^\s=]+=\d+", part) for part in self.order_due_days.split()):
+            raise ValueError(f"order_due_days should be 类型=天数 pairs, e.g. 投诉=5, got {self.order_due_days!r}")
         if self.embed_threads < 1 or self.hnsw_m < 4 or self.hnsw_ef_search < 1 or self.max_query_chars < 10:
             raise ValueError("embed_threads >= 1, hnsw_m >= 4, hnsw_ef_search >= 1 and max_query_chars >= 10 required")
 

@@ -24,10 +24,10 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 from flask.typing import ResponseReturnValue
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry
+from knowledge_base.orders.book import WorkOrder
 from knowledge_base.plain.privacy import mask
 from knowledge_base.plain.speech import sentences, speakable, spoken_answer
 from knowledge_base.records import Entry, Hit
-from knowledge_base.staff.interactions import WorkOrder
 from knowledge_base.staff.operator_log import MAX_QUERY, OperatorLog
 from web_widget.auth import current_user, login_required
 from web_widget.security import client_address

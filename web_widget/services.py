@@ -104,9 +104,9 @@ class Services:
     def interactions(self) -> InteractionStore:
         with self._lock:
             if self._interactions is None:
-                from knowledge_base.staff.interactions import InteractionStore
+                from knowledge_base.factory import open_interactions
 
-                self._interactions = InteractionStore(self.db)
+                self._interactions = open_interactions(self.settings, self.db)
             return self._interactions
 
     @property

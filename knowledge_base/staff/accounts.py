@@ -1,8 +1,9 @@
 """Staff accounts and the audit log: who may do what, and a record of everything they did.
 
-Roles, each including the one before: ``operator`` (hotline console), ``editor``
-(drafts entries), ``reviewer`` (approves, publishes, archives, rolls back),
-``admin`` (users and settings). Passwords are stored as salted scrypt hashes;
+Roles, each including the one before: ``operator`` (hotline console), ``dispatcher``
+(派单: moves work orders through their life), ``editor`` (drafts entries), ``reviewer``
+(approves, publishes, archives, rolls back), ``admin`` (users and settings).
+Passwords are stored as salted scrypt hashes;
 five wrong passwords in a row lock the account for fifteen minutes, and every
 failed sign-in gets the same message (:data:`SIGN_IN_FAILED`), so nobody learns
 which usernames exist or are locked. Each account has a *session generation*:
@@ -37,7 +38,7 @@ from knowledge_base.storage.database import Database
 from knowledge_base.storage.migrate import ensure_current
 
 ROLES = STAFF_ROLES
-ROLE_NAMES = {"operator": "话务员", "editor": "编辑", "reviewer": "审核员", "admin": "管理员"}
+ROLE_NAMES = {"operator": "话务员", "dispatcher": "派单员", "editor": "编辑", "reviewer": "审核员", "admin": "管理员"}
 MIN_PASSWORD = 10
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)

@@ -32,6 +32,7 @@ __all__ = [
     "answer_log",
     "audit_log",
     "curation_done",
+    "departments",
     "dictionaries",
     "dictionary_versions",
     "drafts",
@@ -41,8 +42,12 @@ __all__ = [
     "metadata",
     "numbered",
     "operator_reports",
+    "order_lookups",
+    "outbox",
     "revisions",
+    "topic_alerts",
     "users",
+    "work_order_events",
     "work_orders",
 ]
 
@@ -213,10 +218,92 @@ work_orders = _numbered(
     # What the work order's page URL carries: random, so a page cannot be found by counting up numbers
     # (the number stays on screen for people; revision 0003).
     _text("token"),
+    # The order's life (revision 0005, knowledge_base/orders/): request type, where and when, the
+    # responsible department (suggested, then confirmed), due date, the department's reply, the return visit.
+    Column("kind", Text(), nullable=False, server_default="consult"),
+    Column("address", Text(), nullable=False, server_default=""),
+    Column("happened", Text(), nullable=False, server_default=""),
+    Column("department", Text(), nullable=False, server_default=""),
+    Column("suggested_department", Text(), nullable=False, server_default=""),
+    Column("suggestion_reason", Text(), nullable=False, server_default=""),
+    Column("due_at", Text(), nullable=False, server_default=""),
+    Column("updated_at", Text(), nullable=False, server_default=""),
+    Column("reply", Text(), nullable=False, server_default=""),
+    Column("closed_at", Text(), nullable=False, server_default=""),
+    Column("visit_result", Text(), nullable=False, server_default=""),
+    Column("external_id", Text(), nullable=False, server_default=""),
+    # 1: the dispatcher marked the reply as answering a general question, so it waits in the curation queue.
+    Column("general_reply", _INTEGER, nullable=False, server_default="0"),
 )
 # The dashboard reads work orders by date (revision 0002).
 Index("work_orders_time", work_orders.c.created_at)
 Index("work_orders_token", work_orders.c.token, unique=True)
+# The dispatcher page and the dashboard read orders by state and department (revision 0005).
+Index("work_orders_status", work_orders.c.status, work_orders.c.department)
+
+work_order_events = _numbered(
+    "work_order_events",
+    _integer("order_id"),
+    _text("created_at"),
+    _text("actor"),  # a staff username, "citizen", "system" or "api" (the city's system)
+    _text("action"),
+    _text("from_status"),
+    _text("to_status"),
+    _text("detail"),  # JSON: department, reply, note, visit result …
+)
+Index("work_order_events_order", work_order_events.c.order_id, work_order_events.c.id)
+
+departments = _numbered(
+    "departments",
+    _text("name", unique=True),
+    _text("duties"),  # what the department handles (职责), as the responsibility list says it
+    _text("keywords"),  # space-separated
+    _text("region"),  # empty: the whole city
+    _integer("active"),
+    _text("updated_at"),
+    _text("updated_by"),
+)
+
+outbox = _numbered(
+    "outbox",
+    _integer("order_id"),
+    _text("kind"),  # work_order.created
+    _text("idempotency_key", unique=True),
+    _text("body"),  # the exact JSON delivered (and signed)
+    _text("status"),  # pending, delivered, dead
+    _integer("attempts"),
+    _text("next_attempt_at"),
+    _text("last_error"),
+    _text("created_at"),
+    _text("delivered_at"),
+    _text("lease_until"),  # a worker delivering it holds it until then; another may take it over after
+)
+Index("outbox_status", outbox.c.status, outbox.c.id)
+
+order_lookups = _numbered(
+    "order_lookups",
+    _text("created_at"),
+    _text("sender_id"),
+    _text("number"),
+    _integer("ok"),
+)
+Index("order_lookups_time", order_lookups.c.created_at)
+
+topic_alerts = _numbered(
+    "topic_alerts",
+    _text("topic_key"),
+    _text("topic"),
+    _text("started_at"),  # the first hot hour
+    _text("last_hour"),  # the latest hour counted as hot
+    _integer("count"),  # questions and work orders in the hottest hour
+    Column("baseline", _REAL, nullable=False),
+    _text("samples"),  # JSON list of wordings
+    _text("entries"),  # JSON list of entry keys
+    _text("status"),  # active, ended
+    _text("created_at"),
+    _text("notified_at"),
+)
+Index("topic_alerts_topic", topic_alerts.c.topic_key, topic_alerts.c.status)
 
 feedback = _numbered(
     "feedback",

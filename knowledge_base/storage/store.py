@@ -349,4 +349,3 @@ class SQLStore:
                 self._replace(version, current, entry.replace(id=current.id, version=current.version), author, "import")
                 updated += 1
         return ImportSummary(added=added, updated=updated, unchanged=unchanged, kb_version=version)
-

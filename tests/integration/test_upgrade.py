@@ -9,6 +9,7 @@ test_postgres.py: a throwaway database on HOTLINE_TEST_POSTGRES_URL.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,19 @@ def test_a_release_database_is_upgraded_with_every_row_intact(new_database, norm
     assert [u.pop("session_generation") for u in after["users"]] == [0, 0]
     tokens = [o.pop("token") for o in after["work_orders"]]
     assert len(set(tokens)) == 2 and all(len(t) >= 22 for t in tokens)
+    # Revision 0005: the release's open orders are received (待受理) consultations due two days after creation, each
+    # with its creation as its first event; the new tables start empty.
+    for order, old in zip(after["work_orders"], before["work_orders"], strict=True):
+        life = {name: order.pop(name) for name in list(order) if name not in old}
+        assert life["kind"] == "consult" and life["updated_at"] == old["created_at"]
+        assert life["due_at"] == (datetime.fromisoformat(old["created_at"]) + timedelta(days=2)).isoformat()
+        assert (order.pop("status"), old.pop("status")) == ("received", "open")
+    events = after.pop("work_order_events")
+    assert [(e["order_id"], e["action"], e["to_status"]) for e in events] == [
+        (1, "created", "received"),
+        (2, "created", "received"),
+    ]
+    assert all(after.pop(name) == [] for name in ("departments", "outbox", "order_lookups", "topic_alerts"))
     assert after == before
     assert schema_differences(db) == []
     assert upgrade(db).applied == ()  # a second run finds nothing to do

@@ -337,12 +337,21 @@ def as_revision(revision: str) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
-# Columns later revisions added: a backup of an older revision has none of them (0003: new random tokens on upgrade).
-ADDED_SINCE_RELEASE = {"users": ("session_generation",), "work_orders": ("token",)}
+# Columns later revisions added: a backup of an older revision has none of them (0003: new random tokens on upgrade;
+# 0005: the work order's life).
+ADDED_SINCE_RELEASE = {
+    "users": ("session_generation",),
+    "work_orders": (
+        "token", "kind", "address", "happened", "department", "suggested_department", "suggestion_reason", "due_at",
+        "updated_at", "reply", "closed_at", "visit_result", "external_id", "general_reply",
+    ),
+}  # fmt: skip
 
 
-# Tables later revisions added: a backup of an older revision does not hold them (0004: dictionary_versions).
-TABLES_ADDED_SINCE_RELEASE = ("dictionary_versions",)
+# Tables later revisions added: a backup of an older revision does not hold them (0004: dictionary_versions; 0005).
+TABLES_ADDED_SINCE_RELEASE = (
+    "dictionary_versions", "work_order_events", "departments", "outbox", "order_lookups", "topic_alerts",
+)  # fmt: skip
 
 
 def without_added_columns(name: str, data: bytes) -> bytes | None:

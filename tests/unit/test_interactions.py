@@ -30,7 +30,7 @@ def test_work_orders_are_numbered_by_date_and_sequence(interactions):
     second = interactions.create_work_order(channel="hotline", sender_id="s2", description="路灯不亮")
     today = f"GD{date.today():%Y%m%d}"
     assert (first.number, second.number) == (f"{today}000001", f"{today}000002")
-    assert (first.name, first.phone, first.status) == ("张先生", "13812345678", "open")
+    assert (first.name, first.phone, first.status) == ("张先生", "13812345678", "received")
     assert interactions.work_order(first.number) == first
     assert [o.number for o in interactions.work_orders()] == [second.number, first.number]  # newest first
     with pytest.raises(EntryNotFound):
