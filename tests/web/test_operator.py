@@ -298,7 +298,7 @@ def test_work_order_is_created_for_this_call(app, operator_client):
         "深圳市",
     )
     assert order.transcript == [{"role": "caller", "text": "噪音扰民怎么投诉"}]
-    assert order.entries == ["T-SB-1", "T-GJJ-SZ"] and order.status == "open"
+    assert order.entries == ["T-SB-1", "T-GJJ-SZ"] and order.status == "received"
 
 
 def test_open_work_orders_list_masks_phone_and_id_numbers(operator_client):
