@@ -166,7 +166,7 @@ def test_after_the_last_attempt_the_delivery_is_dead_and_the_line_moves_on(book,
 
 def test_a_refusal_4xx_goes_dead_at_once_but_408_and_429_are_retried(book, receiver):
     receiver.script = [429, 408, 422]
-    number = _order(book)
+    _order(book)
     _drain(_courier(book, receiver.url, attempts=10))
     row = book.db.query_one("SELECT * FROM outbox")
     assert (row["status"], row["attempts"]) == ("dead", 3)
