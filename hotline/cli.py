@@ -864,12 +864,14 @@ def web(ctx: Context, host: str | None, port: int | None, threads: int) -> None:
     from waitress import serve
 
     from knowledge_base import factory
+    from knowledge_base.orders.outbox import start_courier
     from web_widget import create_app
 
     settings = ctx.settings
     db = factory.open_database(settings)
     kb = _open_kb(ctx, progress=False)  # warm before serving: the first operator search must not wait for it
     listener = factory.start_listener(settings, kb)
+    courier = start_courier(settings, db)  # delivers new work orders when order_webhook_url is set
     app = create_app(settings, kb=kb, db=db, redis=factory.open_redis(settings))
     host, port = host or settings.web_host, port or settings.web_port
     click.echo(f"web app on http://{host}:{port}/ (demo /demo, operator console /operator, admin /admin)", err=True)
@@ -877,3 +879,83 @@ def web(ctx: Context, host: str | None, port: int | None, threads: int) -> None:
         serve(app, host=host, port=port, threads=threads, ident="hotline-qa")
     finally:
         listener.stop()
+        if courier is not None:
+            courier.stop()
+
+
+# -- deliveries to the city's work-order system ---------------------------------------
+
+
+@main.group()
+def outbox() -> None:
+    """Deliveries of new work orders to order_webhook_url (the outbox): state, retries."""
+
+
+@outbox.command("status")
+@pass_ctx
+def outbox_status(ctx: Context) -> None:
+    """Counts by state, the oldest pending delivery and the dead-letter list."""
+    from knowledge_base.factory import open_database
+    from knowledge_base.orders.outbox import Deliveries
+
+    deliveries = Deliveries(open_database(ctx.settings))
+    counts = deliveries.counts()
+    click.echo(f"pending {counts['pending']}\tdelivered {counts['delivered']}\tdead {counts['dead']}")
+    oldest = deliveries.oldest_pending()
+    if oldest is not None:
+        click.echo(
+            f"oldest pending: {oldest.number} since {oldest.created_at}, {oldest.attempts} attempts, "
+            f"next {oldest.next_attempt_at}" + (f", last error: {oldest.last_error}" if oldest.last_error else "")
+        )
+    for dead in deliveries.dead():
+        click.echo(f"dead\t{dead.number}\t{dead.attempts} attempts\t{dead.last_error}")
+
+
+@outbox.command("retry")
+@click.argument("number", required=False)
+@click.option("--all-dead", is_flag=True, help="Every dead delivery instead of one order.")
+@pass_ctx
+def outbox_retry(ctx: Context, number: str | None, all_dead: bool) -> None:
+    """Put a dead delivery (work-order NUMBER, or --all-dead) back in line with a fresh attempt count."""
+    from knowledge_base.factory import open_database
+    from knowledge_base.orders.book import normalise_number
+    from knowledge_base.orders.outbox import Deliveries
+    from knowledge_base.staff.accounts import AccountStore
+
+    if bool(number) == all_dead:
+        raise click.UsageError("give a work-order NUMBER or --all-dead (one of them)")
+    db = open_database(ctx.settings)
+    deliveries = Deliveries(db)
+    if all_dead:
+        count = deliveries.retry_dead()
+        AccountStore(db).audit("cli", "outbox.retry", "all-dead", {"rows": count})
+        click.echo(f"{count} dead deliveries back in line")
+        return
+    number = normalise_number(number or "")
+    if not deliveries.retry(number):
+        raise click.ClickException(f"no dead or pending delivery for work order {number}")
+    AccountStore(db).audit("cli", "outbox.retry", number, {})
+    click.echo(f"{number} back in line")
+
+
+@outbox.command("run")
+@click.option(
+    "--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 60), help="Seconds between passes."
+)
+@pass_ctx
+def outbox_run(ctx: Context, interval: float) -> None:
+    """Deliver in the foreground until stopped (a delivery process of its own; `hotline web` also delivers)."""
+    import contextlib
+    import signal
+
+    from knowledge_base.factory import open_database
+    from knowledge_base.orders.outbox import Courier
+
+    settings = ctx.settings
+    if not settings.order_webhook_url:
+        raise click.UsageError("order_webhook_url is not set: there is nowhere to deliver to")
+    courier = Courier.from_settings(settings, open_database(settings))
+    signal.signal(signal.SIGTERM, lambda *_: courier.stop(timeout=0))
+    click.echo(f"delivering to {settings.order_webhook_url} (worker {courier.worker}); Ctrl-C stops", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        courier.run(interval=interval)
