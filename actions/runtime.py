@@ -62,7 +62,7 @@ def get() -> Runtime:
                 kb = factory.open_knowledge_base(settings, db=db)
                 _runtime = Runtime(
                     kb,
-                    factory.open_interactions(settings, db),
+                    factory.open_interactions(settings, db, embedder=kb.embedder),
                     DictionaryWatcher(kb, DictionaryStore(db)),
                     factory.start_listener(settings, kb),
                 )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from knowledge_base.orders.book import WorkOrderBook
+from knowledge_base.orders.departments import DepartmentList, DepartmentMatcher
 from knowledge_base.search.cache import LRUResultCache, RedisResultCache, ResultCache
-from knowledge_base.search.embedder import make_embedder
+from knowledge_base.search.embedder import Embedder, make_embedder
 from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.settings import Settings
 from knowledge_base.staff.interactions import InteractionStore
@@ -56,15 +58,36 @@ def open_store(settings: Settings, db: database.Database | None = None) -> SQLSt
     return SQLStore(db if db is not None else open_database(settings))
 
 
-def open_interactions(settings: Settings, db: database.Database | None = None) -> InteractionStore:
-    """Work orders, feedback and the answer log on ``db`` (default: :func:`open_database`)."""
+def open_interactions(
+    settings: Settings,
+    db: database.Database | None = None,
+    *,
+    embedder: Embedder | Callable[[], Embedder] | None = None,
+) -> InteractionStore:
+    """Work orders, feedback and the answer log on ``db`` (default: :func:`open_database`).
+
+    With ``embedder`` (the knowledge base's), new work orders get a suggested department.
+    """
     db = db if db is not None else open_database(settings)
-    return InteractionStore(db, orders=open_work_order_book(settings, db))
+    return InteractionStore(db, orders=open_work_order_book(settings, db, embedder=embedder))
 
 
-def open_work_order_book(settings: Settings, db: database.Database) -> WorkOrderBook:
-    """The work-order book with the configured due dates, queueing deliveries when a webhook is configured."""
-    return WorkOrderBook(db, due_days=settings.order_due_days, outbox=bool(settings.order_webhook_url))
+def open_work_order_book(
+    settings: Settings, db: database.Database, *, embedder: Embedder | Callable[[], Embedder] | None = None
+) -> WorkOrderBook:
+    """The work-order book with the configured due dates, queueing deliveries when a webhook is configured.
+
+    Args:
+        embedder: the knowledge base's embedder (or a function giving it, so the model loads on first use):
+            each new order then gets the responsibility list's suggested department, matched by the same model.
+    """
+    matcher = DepartmentMatcher(DepartmentList(db), embedder) if embedder is not None else None
+    return WorkOrderBook(
+        db,
+        due_days=settings.order_due_days,
+        outbox=bool(settings.order_webhook_url),
+        suggest=matcher.suggest if matcher is not None else None,
+    )
 
 
 def open_redis(settings: Settings) -> redis.Redis | None:

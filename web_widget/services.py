@@ -106,7 +106,9 @@ class Services:
             if self._interactions is None:
                 from knowledge_base.factory import open_interactions
 
-                self._interactions = open_interactions(self.settings, self.db)
+                # The knowledge base's embedder suggests each new order's department; asked for only when an
+                # order is created, so pages that merely list orders never load the model.
+                self._interactions = open_interactions(self.settings, self.db, embedder=lambda: self.kb.embedder)
             return self._interactions
 
     @property

@@ -21,10 +21,11 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,11 @@ MAX_REPLY = 5000
 MAX_SHORT = 200  # address, time, department, note
 ORDER_NUMBER = re.compile(r"^GD\d{14}$")
 WEBHOOK_EVENT = "work_order.created"
+
+log = logging.getLogger(__name__)
+
+Suggest = Callable[[str, str], tuple[str, str] | None]
+"""``(text, region) -> (department, reason)`` or None: the responsibility list's suggestion for a new order."""
 
 
 @dataclass(frozen=True)
@@ -169,15 +175,23 @@ class WorkOrderBook:
         database: an open database (shared; the caller closes it), or a URL or path (owned and closed here).
         due_days: days per request type (``order_due_days``: ``"投诉=5 …"`` or a mapping of type codes to days).
         outbox: also queue every new order for delivery to the city's system (``order_webhook_url`` is set).
+        suggest: suggests the department of an order created without a suggestion (from its description and
+            address, and region): ``DepartmentMatcher.suggest`` of :mod:`knowledge_base.orders.departments`.
     """
 
     def __init__(
-        self, database: Database | str | Path, *, due_days: str | Mapping[str, int] = "", outbox: bool = False
+        self,
+        database: Database | str | Path,
+        *,
+        due_days: str | Mapping[str, int] = "",
+        outbox: bool = False,
+        suggest: Suggest | None = None,
     ) -> None:
         self.db, self._owns_db = adopt(database)
         ensure_current(self.db)
         self.due_days = dict(due_days) if isinstance(due_days, Mapping) else _due_days(due_days)
         self.outbox = outbox
+        self.suggest = suggest
 
     def close(self) -> None:
         if self._owns_db:
@@ -225,6 +239,8 @@ class WorkOrderBook:
         except ValueError as exc:
             raise InvalidEntry("kind", str(exc)) from None
         now = (now or datetime.now()).replace(microsecond=0)
+        if suggestion is None and self.suggest is not None:
+            suggestion = self._suggestion(" ".join(p for p in (description, address) if p), region)
         department, reason = suggestion or ("", "")
         due = now + timedelta(days=self.due_days.get(kind, 5))
         # The number derives from the id, so the row is written twice; one transaction hides the gap.
@@ -496,6 +512,15 @@ class WorkOrderBook:
         return sorted(loads, key=lambda d: (-d.overdue, -d.open, d.department))
 
     # -- inside ----------------------------------------------------------------------
+
+    def _suggestion(self, text: str, region: str) -> tuple[str, str] | None:
+        # A suggestion helps the dispatcher; its failure (model missing, list unreadable) must never cost the order.
+        assert self.suggest is not None
+        try:
+            return self.suggest(text, region)
+        except Exception:
+            log.exception("department suggestion failed; the order is created without one")
+            return None
 
     def _move(
         self,
