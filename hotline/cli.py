@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # The sample ships inside the knowledge_base package (package data), not beside the command line.
 SAMPLE_DIR = Path(knowledge_base.__file__).parent / "sample"
 SAMPLE_KB = SAMPLE_DIR / "guangdong_kb.yaml"
+SAMPLE_DEPARTMENTS = SAMPLE_DIR / "departments.csv"
 SAMPLE_QUERIES = SAMPLE_DIR / "test_questions.jsonl"
 
 
@@ -345,12 +346,62 @@ def setup(ctx: Context, sample: bool) -> None:
         summary = store.import_entries(read_entries(SAMPLE_KB), author="setup")
         click.echo(f"sample knowledge base imported: {summary.added} entries (illustrative, not official advice)")
     store.close()
+    if sample:
+        _sample_departments(ctx)
     kb = _open_kb(ctx)
     stats = kb.stats()
     click.echo(
         f"ready: {stats['entries_indexed']} published entries, {stats['phrasings_indexed']} phrasings "
         f"indexed, KB version {stats['kb_version']}"
     )
+
+
+def _sample_departments(ctx: Context) -> None:
+    from knowledge_base.factory import open_database
+    from knowledge_base.orders.departments import DepartmentList, read_departments
+
+    departments = DepartmentList(open_database(ctx.settings))
+    if not departments.all():
+        summary = departments.import_departments(read_departments(SAMPLE_DEPARTMENTS), actor="setup")
+        click.echo(f"sample responsibility list imported: {summary.added} departments (illustrative)")
+
+
+# -- the responsibility list (职责清单) ------------------------------------------
+
+
+@main.group()
+def departments() -> None:
+    """The responsibility list that suggests each work order's department."""
+
+
+@departments.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--author", default="import", show_default=True, help="Recorded as who changed the rows.")
+@pass_ctx
+def departments_import(ctx: Context, file: Path, author: str) -> None:
+    """Add or update departments from FILE (.xlsx or .csv with the headers 部门, 职责, 关键词, 区域)."""
+    from knowledge_base.errors import ImportRejected
+    from knowledge_base.factory import open_database
+    from knowledge_base.orders.departments import DepartmentList, describe, read_departments
+
+    try:
+        rows = read_departments(file)
+    except ImportRejected as exc:
+        raise click.ClickException("nothing imported:\n" + "\n".join(describe(p) for p in exc.problems)) from None
+    summary = DepartmentList(open_database(ctx.settings)).import_departments(rows, actor=author)
+    click.echo(f"{summary.added} added, {summary.updated} updated")
+
+
+@departments.command("list")
+@pass_ctx
+def departments_list(ctx: Context) -> None:
+    """Every department: name, region, keywords, whether active."""
+    from knowledge_base.factory import open_database
+    from knowledge_base.orders.departments import DepartmentList
+
+    for d in DepartmentList(open_database(ctx.settings)).all():
+        state = "" if d.active else "  (inactive)"
+        click.echo(f"{d.name}\t{d.region_name}\t{' '.join(d.keywords)}{state}")
 
 
 # -- database schema -------------------------------------------------------------
