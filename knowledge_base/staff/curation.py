@@ -3,26 +3,33 @@
 Sources, all from the last ``days`` days: questions that got no answer; "您是想问"
 choices nobody picked (no choice or answer from the same citizen within ten
 minutes); answers a citizen marked 没用 (with the question that produced them);
-operators' "not found" and "wrong answer" reports. Similar questions are
-clustered with the same embedding model the search uses, and each cluster gets
-the entry it comes closest to, so one click can add it there as a similar question.
+operators' "not found" and "wrong answer" reports; and closed work orders whose reply the
+dispatcher marked 答复具有普遍性 (工单答复): the city already answered them, so one click
+turns the order into a draft entry. Similar questions are clustered with the same embedding
+model the search uses, and each cluster gets the entry it comes closest to, so one click can
+add it there as a similar question.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowledge_base.records import Hit
+from knowledge_base.errors import InvalidEntry
+from knowledge_base.orders.book import WorkOrder, WorkOrderBook
+from knowledge_base.plain.privacy import mask
+from knowledge_base.records import MAX_QUESTION_CHARS, MAX_SIMILAR_QUESTIONS, Entry, Hit, Status
 from knowledge_base.storage.database import Database
 from knowledge_base.storage.migrate import ensure_current
 
 if TYPE_CHECKING:
     from knowledge_base.search.kb import KnowledgeBase
+    from knowledge_base.staff.workflow import Draft, Workflow
 
 SOURCE_NAMES = {
     "no_answer": "未能回答",
@@ -30,7 +37,9 @@ SOURCE_NAMES = {
     "not_useful": "市民反馈没用",
     "not_found": "话务员：未找到",
     "wrong": "话务员：答案有误",
+    "order_reply": "工单答复",
 }
+CLOSED_STATES = ("done", "visited")
 RESOLVE_WINDOW = timedelta(minutes=10)
 CLUSTER_SIMILARITY = 0.93  # e5 cosine; at this level two questions ask for the same thing
 SUGGESTION_FLOOR = 0.92
@@ -50,6 +59,8 @@ class QueueItem:
     channel: str
     entry_key: str = ""
     detail: str = ""
+    order: str = ""
+    """The work order's number (source ``order_reply``); its reply is ``detail``."""
 
 
 @dataclass
@@ -73,6 +84,22 @@ class Cluster:
     @property
     def wordings(self) -> list[str]:
         return [q for q, _ in Counter(i.query for i in self.items).most_common()]
+
+    @property
+    def orders(self) -> list[QueueItem]:
+        """The closed work orders of the cluster whose reply is general (each one click from a draft entry)."""
+        return [i for i in self.items if i.order]
+
+
+def order_wording(order: WorkOrder) -> str:
+    """The order's description as a question anyone may read: phone and ID numbers masked, the citizen's name
+    (and 张先生 / 张女士 for 张三) replaced by 市民."""
+    text = mask(order.description)
+    name = order.name.strip()
+    if len(name) >= 2:
+        for said in (name, name[0] + "先生", name[0] + "女士"):
+            text = text.replace(said, "市民")
+    return text.strip()[:MAX_QUESTION_CHARS]
 
 
 class CurationQueue:
@@ -138,24 +165,37 @@ class CurationQueue:
             found.append(
                 QueueItem(rep["outcome"], rep["query"], rep["created_at"], "operator", rep["entry_key"], rep["reason"])
             )
+        for order in self._general_replies(since):
+            found.append(
+                QueueItem(
+                    "order_reply",
+                    order_wording(order),
+                    (order.closed_at or order.created_at).isoformat(timespec="seconds"),
+                    order.channel,
+                    detail=order.reply,
+                    order=order.number,
+                )
+            )
         done = {r["fingerprint"] for r in self.db.query("SELECT fingerprint FROM curation_done")}
-        open_items = [i for i in found if i.query.strip() and self.fingerprint(i.query) not in done]
+        open_items = [
+            i
+            for i in found
+            if i.query.strip() and self.fingerprint(i.query) not in done and _order_mark(i.order) not in done
+        ]
         open_items.sort(key=lambda i: i.created_at, reverse=True)
         return open_items[:MAX_ITEMS]
 
-    def clusters(
-        self, *, days: int = 30, similarity: float = CLUSTER_SIMILARITY, limit: int = 50, now: datetime | None = None
-    ) -> list[Cluster]:
-        """The open failures grouped by meaning, largest group first, each with its closest entry."""
-        items = self.items(days=days, now=now)
-        if not items:
+    def group(self, texts: list[str], *, similarity: float = CLUSTER_SIMILARITY) -> list[tuple[str, list[int]]]:
+        """``texts`` grouped by meaning: the same normalised text, then cosine >= ``similarity`` to a group's
+        first wording, the most frequent first. Returns each group's key (its most frequent normalised text)
+        and the indices of its texts; the queue and the hot topics (orders/topics.py) group alike."""
+        by_print: dict[str, list[int]] = defaultdict(list)
+        for i, text in enumerate(texts):
+            by_print[self.fingerprint(text)].append(i)
+        if not by_print:
             return []
-        by_print: dict[str, list[QueueItem]] = defaultdict(list)
-        for item in items:
-            by_print[self.fingerprint(item.query)].append(item)
         prints = sorted(by_print, key=lambda p: -len(by_print[p]))
-        texts = [Counter(i.query for i in by_print[p]).most_common(1)[0][0] for p in prints]
-        vectors = self.kb.embed(texts)
+        vectors = self.kb.embed([Counter(texts[i] for i in by_print[p]).most_common(1)[0][0] for p in prints])
         heads: list[int] = []
         members: dict[int, list[int]] = {}
         for i in range(len(prints)):
@@ -167,14 +207,20 @@ class CurationQueue:
                     continue
             heads.append(i)
             members[i] = [i]
-        clusters = [
-            Cluster(
-                id=prints[head],
-                representative=texts[head],
-                items=[item for m in members[head] for item in by_print[prints[m]]],
-            )
-            for head in heads
-        ]
+        return [(prints[head], [t for m in members[head] for t in by_print[prints[m]]]) for head in heads]
+
+    def clusters(
+        self, *, days: int = 30, similarity: float = CLUSTER_SIMILARITY, limit: int = 50, now: datetime | None = None
+    ) -> list[Cluster]:
+        """The open failures grouped by meaning, largest group first, each with its closest entry."""
+        items = self.items(days=days, now=now)
+        if not items:
+            return []
+        queries = [i.query for i in items]
+        clusters = []
+        for key, members in self.group(queries, similarity=similarity):
+            own = Counter(queries[m] for m in members if self.fingerprint(queries[m]) == key)
+            clusters.append(Cluster(id=key, representative=own.most_common(1)[0][0], items=[items[m] for m in members]))
         clusters.sort(key=lambda c: -len(c.items))
         clusters = clusters[:limit]
         for cluster in clusters:
@@ -182,10 +228,11 @@ class CurationQueue:
             cluster.suggestion = hits[0] if hits else None
         return clusters
 
-    def resolve(self, queries: list[str], *, action: str, actor: str) -> int:
-        """Take questions off the queue (they were added to an entry, or dismissed); returns how many."""
+    def resolve(self, queries: list[str], *, action: str, actor: str, orders: Sequence[str] = ()) -> int:
+        """Take questions (and work orders, by number) off the queue (added to an entry, or dismissed);
+        returns how many."""
         now = datetime.now().isoformat(timespec="seconds")
-        prints = sorted({self.fingerprint(q) for q in queries if q.strip()})
+        prints = sorted({self.fingerprint(q) for q in queries if q.strip()} | {_order_mark(n) for n in orders if n})
         with self.db.transaction():
             for fp in prints:
                 self.db.execute("DELETE FROM curation_done WHERE fingerprint=?", (fp,))
@@ -194,3 +241,46 @@ class CurationQueue:
                     (fp, action[:40], actor[:100], now),
                 )
         return len(prints)
+
+    def draft_from_order(self, number: str, *, wordings: list[str], workflow: Workflow, author: str) -> Draft:
+        """A draft entry from a closed order's general reply: its description (masked) as the question, the
+        citizens' ``wordings`` of its cluster as similar questions, the reply as the answer, the department
+        that replied as the entry's; then the order and the wordings leave the queue.
+
+        Raises:
+            EntryNotFound: no such order.
+            InvalidEntry: the order is not closed with a general reply, or already has its draft.
+        """
+        order = WorkOrderBook(self.db).get(number)
+        if order.status not in CLOSED_STATES or not order.general_reply:
+            raise InvalidEntry("order", f"工单 {order.number} 没有办结或答复不具有普遍性，不能生成草稿")
+        done = self.db.query_one("SELECT action FROM curation_done WHERE fingerprint=?", (_order_mark(order.number),))
+        if done is not None:
+            raise InvalidEntry("order", f"工单 {order.number} 已经处理过（{done['action']}），请到草稿列表查看")
+        question = order_wording(order)
+        similar = [w.strip()[:MAX_QUESTION_CHARS] for w in wordings if w.strip() and w.strip() != question]
+        entry = Entry(
+            question=question,
+            similar_questions=tuple(dict.fromkeys(similar))[:MAX_SIMILAR_QUESTIONS],
+            answer=order.reply,
+            department=order.department,
+            status=Status.DRAFT,
+        )
+        draft = workflow.save(entry, author=author)
+        self.resolve([question, *similar], action=f"draft:{draft.id}", actor=author, orders=[order.number])
+        return draft
+
+    def _general_replies(self, since: str) -> list[WorkOrder]:
+        book = WorkOrderBook(self.db)
+        marks = ", ".join("?" * len(CLOSED_STATES))
+        rows = self.db.query(
+            f"SELECT number FROM work_orders WHERE general_reply=1 AND status IN ({marks}) AND closed_at>=? "
+            "ORDER BY closed_at DESC LIMIT ?",
+            (*CLOSED_STATES, since, MAX_ITEMS),
+        )
+        return [book.get(r["number"]) for r in rows]
+
+
+def _order_mark(number: str) -> str:
+    """An order's row in ``curation_done`` (a fingerprint is normalised text and never starts with this)."""
+    return f"order:{number}" if number else ""
