@@ -59,7 +59,9 @@ def create_app(
     from web_widget.auth import auth, current_user
     from web_widget.calibration import calibration
     from web_widget.chat import RasaRelay, chat
+    from web_widget.dispatch import dispatch
     from web_widget.operator import operator
+    from web_widget.orders_api import orders_api
     from web_widget.security import RateLimiter, StrictJSONProvider, check_csrf, csrf_token, secret_key
     from web_widget.services import Services
 
@@ -95,8 +97,9 @@ def create_app(
     app.url_map.converters["int"] = _DatabaseId
     app.before_request(check_csrf)
     app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)
-    for blueprint in (chat, auth, operator, admin, apidoc, calibration):
+    for blueprint in (chat, auth, operator, admin, apidoc, calibration, dispatch):
         app.register_blueprint(blueprint)
+    app.register_blueprint(orders_api)  # the city's work-order system (bearer token)
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hotline.web")
 
-CSRF_EXEMPT = frozenset({"chat.relay_message"})
+# The inbound work-order API authenticates by bearer token, not by cookie: no session for CSRF to ride on.
+CSRF_EXEMPT = frozenset({"chat.relay_message", "orders_api.set_status"})
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
