@@ -659,6 +659,26 @@ def queue_add() -> ResponseReturnValue:
     return redirect(url_for("admin.draft", draft_id=saved.id))
 
 
+@admin.post("/queue/order-draft")
+@login_required("editor")
+def queue_order_draft() -> ResponseReturnValue:
+    """生成草稿: a draft entry from a closed work order's general reply, with its cluster's wordings."""
+    svc = services()
+    number = (request.form.get("order") or "").strip()[:40]
+    if not number:
+        abort(400, description="没有指定工单")
+    wordings = [q[:500] for q in request.form.getlist("question") if q.strip()][:50]
+    try:
+        saved = svc.queue.draft_from_order(number, wordings=wordings, workflow=svc.workflow, author=_user().username)
+    except EntryNotFound:
+        abort(404, description=f"没有工单 {number}")
+    except (InvalidEntry, StaleVersion) as exc:
+        flash(f"未能生成草稿：{_say(exc)}", "error")
+        return redirect(url_for("admin.queue"))
+    flash(f"已根据工单 {number} 的答复生成草稿 {saved.id}，请检查后提交审核", "ok")
+    return redirect(url_for("admin.draft", draft_id=saved.id))
+
+
 @admin.post("/queue/dismiss")
 @login_required("editor")
 def queue_dismiss() -> ResponseReturnValue:
