@@ -7,6 +7,7 @@ the stores, which record it in the audit log with who and when.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import tempfile
@@ -36,6 +37,7 @@ from web_widget.security import client_address
 from web_widget.services import services
 
 if TYPE_CHECKING:
+    from knowledge_base.orders.topics import Alert
     from knowledge_base.search.quality import Finding
     from knowledge_base.staff.workflow import Draft
 
@@ -263,7 +265,28 @@ def home() -> ResponseReturnValue:
             charts.data_table({"工单": list(board.work_orders)}, labels, caption="每日工单", totals=True),
         ),
     ]
-    return render_template("admin/home.html", board=board, figures=figures, days=days)
+    hot_topics, alert_entries = _hot_topics()
+    return render_template(
+        "admin/home.html",
+        board=board,
+        figures=figures,
+        days=days,
+        hot_topics=hot_topics,
+        alert_entries=alert_entries,
+    )
+
+
+def _hot_topics() -> tuple[list[Alert], dict[str, Entry]]:
+    """The active hot-topic alerts (舆情预警) and their linked entries by key, for the top of the dashboard."""
+    from knowledge_base.orders.topics import alerts
+
+    svc = services()
+    active = alerts(svc.db, status="active")
+    linked: dict[str, Entry] = {}
+    for key in {k for a in active for k in a.entries}:
+        with contextlib.suppress(EntryNotFound):  # archived or renamed since: shown without a link
+            linked[key] = svc.kb.store.get_by_key(key)
+    return active, linked
 
 
 # -- entries --------------------------------------------------------------------
