@@ -979,13 +979,13 @@ def outbox_retry(ctx: Context, number: str | None, all_dead: bool) -> None:
     deliveries = Deliveries(db)
     if all_dead:
         count = deliveries.retry_dead()
-        AccountStore(db).audit("cli", "outbox.retry", "all-dead", {"rows": count})
+        AccountStore(db).audit("cli", "work_order.redeliver", "all-dead", {"rows": count})
         click.echo(f"{count} dead deliveries back in line")
         return
     number = normalise_number(number or "")
     if not deliveries.retry(number):
         raise click.ClickException(f"no dead or pending delivery for work order {number}")
-    AccountStore(db).audit("cli", "outbox.retry", number, {})
+    AccountStore(db).audit("cli", "work_order.redeliver", number, {})
     click.echo(f"{number} back in line")
 
 
@@ -1010,3 +1010,35 @@ def outbox_run(ctx: Context, interval: float) -> None:
     click.echo(f"delivering to {settings.order_webhook_url} (worker {courier.worker}); Ctrl-C stops", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         courier.run(interval=interval)
+
+
+# -- hot topics -------------------------------------------------------------------
+
+
+@main.group()
+def topics() -> None:
+    """Hot topics (舆情预警): topics asked about far more than usual."""
+
+
+@topics.command("check")
+@pass_ctx
+def topics_check(ctx: Context) -> None:
+    """Count the last hours, raise, update and end alerts, notify the webhook; safe to run as often as wanted
+    (a timer every few minutes; the web workers run it too)."""
+    from knowledge_base.factory import open_database
+    from knowledge_base.orders.topics import alerts, check_hot_topics
+    from knowledge_base.staff.curation import CurationQueue
+
+    db = open_database(ctx.settings)
+    kb = _open_kb(ctx, progress=False)  # the queue groups unanswered questions with the search's model
+    result = check_hot_topics(ctx.settings, db, CurationQueue(kb, db))
+    for alert in result.created:
+        click.echo(
+            f"new alert: {alert.topic}: {alert.count} in the hour from {alert.last_hour:%Y-%m-%d %H:00} "
+            f"(usually {alert.baseline:.1f})"
+        )
+    active = alerts(db)
+    click.echo(
+        f"{len(result.created)} new, {result.updated} updated, {result.ended} ended, {result.notified} sent to the "
+        f"webhook; {len(active)} active"
+    )

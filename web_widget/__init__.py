@@ -59,6 +59,7 @@ def create_app(
     from web_widget.auth import auth, current_user
     from web_widget.calibration import calibration
     from web_widget.chat import RasaRelay, chat
+    from web_widget.deliveries import deliveries
     from web_widget.dispatch import dispatch
     from web_widget.operator import operator
     from web_widget.orders_api import orders_api
@@ -100,6 +101,7 @@ def create_app(
     for blueprint in (chat, auth, operator, admin, apidoc, calibration, dispatch):
         app.register_blueprint(blueprint)
     app.register_blueprint(orders_api)  # the city's work-order system (bearer token)
+    app.register_blueprint(deliveries)  # 投递失败: its dead letters
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:

@@ -37,6 +37,7 @@ from typing import Any
 
 from knowledge_base.settings import Settings
 from knowledge_base.storage.database import Database
+from knowledge_base.storage.migrate import ensure_current
 
 log = logging.getLogger("hotline.outbox")
 
@@ -132,6 +133,7 @@ class Courier:
     ) -> None:
         if attempts < 1 or base <= 0 or cap < base:
             raise ValueError(f"need attempts >= 1 and 0 < base <= cap, got {attempts}, {base}, {cap}")
+        ensure_current(db)
         self.db = db
         self.url = url
         self.secret = secret
@@ -296,6 +298,7 @@ class Deliveries:
     """The outbox seen from the admin and the command line: counts, troubled rows, retry."""
 
     def __init__(self, db: Database) -> None:
+        ensure_current(db)
         self.db = db
 
     def counts(self) -> dict[str, int]:

@@ -385,7 +385,9 @@ def _run_schemathesis(app, path: str, method: str, mode: str, **fixed: Any) -> N
         before = snapshot(app)
         response = case.call(app=app)
         case.validate_response(response, checks=checks)
-        if mode == "positive" and method == "POST":  # the document says exactly what is accepted
+        # The document says exactly what is accepted; the city's work-order API also needs its bearer token
+        # and an existing order in the right state, which a generated request cannot know (its 401 is checked).
+        if mode == "positive" and method == "POST" and not path.startswith("/api/work-orders/"):
             assert response.status_code in (200, 201), (case.body, response.content[:300])
         check(app, before, path, response.status_code, response.headers["content-type"][0].split(";")[0],
               response.content)  # fmt: skip

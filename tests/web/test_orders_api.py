@@ -257,3 +257,68 @@ def test_the_api_is_rate_limited(tmp_path, fake_kb):
     client = create_app(settings, kb=fake_kb).test_client()
     answers = [client.get("/api/work-orders/GD20000101000001", headers=_auth()).status_code for _ in range(5)]
     assert answers == [404, 404, 404, 429, 429]
+
+
+# -- 投递失败: the admin's dead letters ---------------------------------------------------------
+
+
+@pytest.fixture
+def dead_number(app, book):
+    """An order whose delivery went dead after 3 failed attempts."""
+    from knowledge_base.orders.outbox import Answer, Courier
+
+    book.outbox = True
+    number = book.create(channel="web", sender_id="s2", description="路灯不亮", kind="help").number
+    refused = Courier(
+        book.db, url="http://unused", secret="x" * 16, attempts=1, post=lambda *a: Answer(503, "HTTP 503")
+    )
+    refused.deliver_due()
+    return number
+
+
+def test_the_dead_letter_page_lists_dead_deliveries_with_their_error(app, dead_number):
+    from tests.web.conftest import sign_in
+
+    html = sign_in(app, "reviewer").get("/admin/deliveries/").get_data(as_text=True)
+    assert dead_number in html and "HTTP 503" in html and "重新投递" in html and "投递失败 1 个" in html
+
+
+def test_retry_puts_it_back_in_line_and_is_audited(app, book, dead_number):
+    from knowledge_base.orders.outbox import Deliveries
+    from tests.web.conftest import sign_in
+
+    reviewer = sign_in(app, "reviewer")
+    reply = reviewer.post("/admin/deliveries/retry", data={"number": dead_number, "csrf_token": reviewer.csrf})
+    assert reply.status_code == 302
+    delivery = Deliveries(book.db).get(dead_number)
+    assert (delivery.status, delivery.attempts) == ("pending", 0)
+    audit = app.extensions["hotline"].accounts.audit_log(target=dead_number)
+    assert audit[0]["action"] == "work_order.redeliver" and audit[0]["actor"] == "reviewer1"
+    followed = reviewer.get("/admin/deliveries/").get_data(as_text=True)
+    assert "已重新排入投递队列" in followed
+
+
+def test_retry_needs_csrf_and_the_reviewer_role(app, book, dead_number):
+    from knowledge_base.orders.outbox import Deliveries
+    from tests.web.conftest import sign_in
+
+    reviewer = sign_in(app, "reviewer")
+    assert reviewer.post("/admin/deliveries/retry", data={"number": dead_number}).status_code == 400
+    editor = sign_in(app, "editor")
+    assert (
+        editor.post("/admin/deliveries/retry", data={"number": dead_number, "csrf_token": editor.csrf}).status_code
+        == 403
+    )
+    assert editor.get("/admin/deliveries/").status_code == 403
+    assert Deliveries(book.db).get(dead_number).status == "dead"
+
+
+def test_retry_all_dead_and_an_unknown_number(app, book, dead_number):
+    from knowledge_base.orders.outbox import Deliveries
+    from tests.web.conftest import sign_in
+
+    admin = sign_in(app, "admin")
+    reply = admin.post("/admin/deliveries/retry", data={"number": "GD20000101000001", "csrf_token": admin.csrf})
+    assert "没有待重新投递的记录" in admin.get(reply.headers["Location"]).get_data(as_text=True)
+    admin.post("/admin/deliveries/retry", data={"all": "dead", "csrf_token": admin.csrf})
+    assert Deliveries(book.db).counts()["dead"] == 0
