@@ -25,6 +25,7 @@ from flask.typing import ResponseReturnValue
 
 from knowledge_base.errors import EntryNotFound, InvalidEntry
 from knowledge_base.orders.book import WorkOrder
+from knowledge_base.orders.states import KIND_NAMES
 from knowledge_base.plain.privacy import mask
 from knowledge_base.plain.speech import sentences, speakable, spoken_answer
 from knowledge_base.records import Entry, Hit
@@ -40,13 +41,22 @@ operator = Blueprint("operator", __name__, url_prefix="/operator")
 TOP_K = 5
 OPEN_ORDERS_SHOWN = 50
 MAX_ORDER_ENTRIES = 20
-MAX_FIELD = {"name": 50, "phone": 40, "region": 40}
+MAX_FIELD = {"name": 50, "phone": 40, "region": 40, "address": 200, "happened": 200}
 # Offered in the region box; any province, city or district the knowledge base knows is accepted too.
 GUANGDONG_CITIES = (
     "广州市", "深圳市", "珠海市", "汕头市", "佛山市", "韶关市", "河源市", "梅州市", "惠州市", "汕尾市", "东莞市",
     "中山市", "江门市", "阳江市", "湛江市", "茂名市", "肇庆市", "清远市", "潮州市", "揭阳市", "云浮市",
 )  # fmt: skip
-FIELD_NAMES = {"question": "来电问题", "description": "问题描述", "name": "姓名", "phone": "联系电话", "region": "地区"}
+FIELD_NAMES = {
+    "question": "来电问题",
+    "description": "问题描述",
+    "name": "姓名",
+    "phone": "联系电话",
+    "region": "地区",
+    "address": "地点",
+    "happened": "时间",
+    "kind": "诉求类型",
+}
 # What to tell the operator when the store refuses a field (its own messages are for developers).
 REFUSED = {
     "description": "请填写问题描述（最多2000字）",
@@ -135,7 +145,7 @@ def console() -> str:
     """The console page; everything on it is filled in by static/operator.js."""
     # The page cuts longer questions itself: a report stores at most MAX_QUERY characters of the question.
     longest = min(services().settings.max_query_chars, MAX_QUERY)
-    return render_template("operator/console.html", cities=GUANGDONG_CITIES, max_query=longest)
+    return render_template("operator/console.html", cities=GUANGDONG_CITIES, max_query=longest, kinds=KIND_NAMES)
 
 
 def masked(order: WorkOrder) -> WorkOrder:
@@ -252,12 +262,15 @@ def report() -> ResponseReturnValue:
 @operator.post("/api/work_orders")
 @login_required("operator")
 def create_work_order() -> ResponseReturnValue:
-    """JSON ``{question, description, name, phone, region, entries}``: a work order for this call."""
+    """JSON ``{question, description, kind, address, happened, name, phone, region, entries}``: a work order.
+
+    The order gets the responsibility list's suggested department, as the bot's orders do; the reply says which.
+    """
     body = _json_body()
     if body is None:
         return jsonify(error="请求体必须是 JSON 对象"), 400
     fields: dict[str, str] = {}
-    limits = {"question": MAX_QUERY, "description": None, **MAX_FIELD}
+    limits = {"question": MAX_QUERY, "description": None, "kind": 20, **MAX_FIELD}
     for name, limit in limits.items():
         value = body.get(name) or ""
         if not isinstance(value, str):
@@ -266,6 +279,7 @@ def create_work_order() -> ResponseReturnValue:
             too_long = f"{FIELD_NAMES[name]}最多 {limit} 个字（现有 {len(value.strip())} 个）"
             return jsonify(error=too_long, field=name), 400
         fields[name] = value.strip()
+    fields["kind"] = fields["kind"] or "consult"
     entries = body.get("entries") or []
     if (
         not isinstance(entries, list)
@@ -285,8 +299,16 @@ def create_work_order() -> ResponseReturnValue:
     except InvalidEntry as exc:
         reason = REFUSED.get(exc.field, exc.message)
         return jsonify(error=f"未能创建工单：{reason}", field=exc.field, detail=str(exc)), 400
-    services().accounts.audit(_username(), "work_order.create", order.number, {"channel": "hotline-operator"})
-    return jsonify(number=order.number, url=_order_url(order)), 201
+    services().accounts.audit(
+        _username(), "work_order.create", order.number, {"channel": "hotline-operator", "kind": order.kind}
+    )
+    return jsonify(
+        number=order.number,
+        url=_order_url(order),
+        kind=order.kind_name,
+        suggested_department=order.suggested_department,
+        suggestion_reason=order.suggestion_reason,
+    ), 201
 
 
 @operator.get("/api/work_orders")

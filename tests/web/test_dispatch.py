@@ -402,3 +402,51 @@ def test_a_bad_file_imports_nothing_and_names_the_rows(reviewer, services):
 def test_unusable_files_are_refused_in_chinese(reviewer, name, data, words):
     reply = _upload(reviewer, name, data)
     assert reply.status_code == 400 and words in reply.get_data(as_text=True)
+
+
+# -- the operator console's work-order form ------------------------------------------------------
+
+
+def _operator_order(client, **changes):
+    body = {"question": "被骗了怎么办", "description": "电信网络诈骗", "phone": PHONE, "region": "佛山市", **changes}
+    return client.post("/operator/api/work_orders", json=body, headers={"X-CSRF-Token": client.csrf})
+
+
+def test_console_offers_type_place_and_time(app, services):
+    page = sign_in(app, "operator").get("/operator").get_data(as_text=True)
+    assert '<option value="consult" selected>咨询</option>' in page and '<option value="report">举报</option>' in page
+    assert 'name="address"' in page and 'name="happened"' in page
+
+
+def test_operator_order_gets_type_place_time_and_the_suggestion(app, book, services):
+    operator = sign_in(app, "operator")
+    reply = _operator_order(operator, kind="report", happened="昨天下午三点")
+    assert reply.status_code == 201, reply.json
+    # The duty clause itself, so even the fake embedder of these tests is sure (cosine 1.0).
+    assert reply.json["suggested_department"] == "市公安局" and reply.json["kind"] == "举报"
+    order = book.get(reply.json["number"])
+    assert (order.kind, order.happened) == ("report", "昨天下午三点")
+    assert order.suggested_department == "市公安局" and "电信网络诈骗" in order.suggestion_reason
+    page = sign_in(app, "dispatcher").get(f"/dispatch/orders/{order.number}").get_data(as_text=True)
+    assert '<option value="市公安局" selected>' in page
+
+
+def test_operator_order_type_defaults_to_consultation(app, book, services):
+    reply = _operator_order(sign_in(app, "operator"), kind="", address="禅城区某某路 1 号")
+    order = book.get(reply.json["number"])
+    assert reply.status_code == 201 and (order.kind, order.address) == ("consult", "禅城区某某路 1 号")
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"kind": "闲聊"}, "没有“闲聊”这种诉求类型"),
+        ({"address": "！！！……"}, "「地点」只有标点或符号"),
+        ({"happened": "时" * 201}, "时间最多 200 个字"),
+        ({"kind": 3}, "诉求类型必须是文字"),
+    ],
+)
+def test_operator_order_refuses_bad_fields_in_chinese(app, book, services, changes, words):
+    reply = _operator_order(sign_in(app, "operator"), **changes)
+    assert reply.status_code == 400 and words in reply.json["error"]
+    assert book.orders() == []

@@ -533,6 +533,9 @@
     var body = {
       question: field("question").value.trim(),
       description: field("description").value.trim(),
+      kind: field("kind").value,
+      address: field("address").value.trim(),
+      happened: field("happened").value.trim(),
       name: field("name").value.trim(),
       phone: field("phone").value.trim(),
       region: field("region").value.trim(),
@@ -555,6 +558,11 @@
         var a = el("a", "", reply.data.number);
         if (typeof reply.data.url === "string" && reply.data.url.charAt(0) === "/") { a.href = reply.data.url; }
         notice.appendChild(a);
+        // The responsibility list's suggestion, so the operator can tell the caller who will handle it.
+        if (reply.data.suggested_department) {
+          notice.appendChild(document.createTextNode("（" + String(reply.data.kind || "") + "，建议承办部门：" +
+            String(reply.data.suggested_department) + "）"));
+        }
         loadOrders();
         orderOpen.focus();
       })
