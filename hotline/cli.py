@@ -993,8 +993,12 @@ def outbox_retry(ctx: Context, number: str | None, all_dead: bool) -> None:
 @click.option(
     "--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 60), help="Seconds between passes."
 )
+@click.option(
+    "--base", default=2.0, show_default=True, type=click.FloatRange(0.01, 600), help="First wait after a failure."
+)
+@click.option("--lease", type=click.FloatRange(1, 3600), help="Seconds a claim holds a row (default: timeout + 10).")
 @pass_ctx
-def outbox_run(ctx: Context, interval: float) -> None:
+def outbox_run(ctx: Context, interval: float, base: float, lease: float | None) -> None:
     """Deliver in the foreground until stopped (a delivery process of its own; `hotline web` also delivers)."""
     import contextlib
     import signal
@@ -1005,7 +1009,7 @@ def outbox_run(ctx: Context, interval: float) -> None:
     settings = ctx.settings
     if not settings.order_webhook_url:
         raise click.UsageError("order_webhook_url is not set: there is nowhere to deliver to")
-    courier = Courier.from_settings(settings, open_database(settings))
+    courier = Courier.from_settings(settings, open_database(settings), base=base, lease=lease)
     signal.signal(signal.SIGTERM, lambda *_: courier.stop(timeout=0))
     click.echo(f"delivering to {settings.order_webhook_url} (worker {courier.worker}); Ctrl-C stops", err=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -149,13 +149,17 @@ class Courier:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, db: Database) -> Courier:
+    def from_settings(
+        cls, settings: Settings, db: Database, *, base: float = 2.0, lease: float | None = None
+    ) -> Courier:
         return cls(
             db,
             url=settings.order_webhook_url,
             secret=settings.order_webhook_secret,
             timeout=settings.order_webhook_timeout,
             attempts=settings.order_webhook_attempts,
+            base=base,
+            lease=lease,
         )
 
     # -- one pass -----------------------------------------------------------------------
