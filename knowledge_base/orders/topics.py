@@ -44,6 +44,8 @@ MAX_SAMPLES = 5
 CHOICE_WINDOW = timedelta(minutes=10)  # as the curation queue: a choice within ten minutes answers the 您是想问
 NOTIFY_WITHIN = timedelta(days=1)  # an alert the webhook could not take for a day is not news any more
 WEBHOOK_EVENT = "hot_topic.alert"
+CLAIM = "sending:"  # notified_at while one worker is sending the alert
+CLAIM_EXPIRY = timedelta(minutes=10)
 
 
 class Grouper(Protocol):
@@ -234,17 +236,22 @@ class HotTopics:
         if not self.webhook_url:
             return 0
         since = ((now or datetime.now()) - NOTIFY_WITHIN).isoformat(timespec="seconds")
-        rows = self.db.query("SELECT id FROM topic_alerts WHERE notified_at='' AND created_at>=? ORDER BY id", (since,))
+        # A claim older than CLAIM_EXPIRY belonged to a worker that died mid-send: the alert is free again.
+        stale = f"{CLAIM}{(datetime.now() - CLAIM_EXPIRY).isoformat(timespec='seconds')}"
+        rows = self.db.query(
+            "SELECT id, notified_at FROM topic_alerts WHERE created_at>=? "
+            "AND (notified_at='' OR (notified_at LIKE ? AND notified_at<?)) ORDER BY id",
+            (since, f"{CLAIM}%", stale),
+        )
         sent = 0
         for row in rows:
-            claim = f"sending:{datetime.now().isoformat(timespec='seconds')}"
-            if (
-                self.db.execute(
-                    "UPDATE topic_alerts SET notified_at=? WHERE id=? AND notified_at=''", (claim, row["id"])
-                )
-                != 1
-            ):
-                continue
+            claim = f"{CLAIM}{datetime.now().isoformat(timespec='seconds')}"
+            taken = self.db.execute(
+                "UPDATE topic_alerts SET notified_at=? WHERE id=? AND notified_at=?",
+                (claim, row["id"], row["notified_at"]),
+            )
+            if taken != 1:
+                continue  # another worker claimed it first
             alert = self._alert(row["id"])
             try:
                 self._post(alert.body())

@@ -233,3 +233,18 @@ def test_the_webhook_gets_each_new_alert_once_and_a_failure_is_retried(db, queue
     assert [b["id"] for b in _Receiver.bodies] == [r["id"] for r in _rows(db)]
     assert _Receiver.bodies[0]["count"] == 30 and _Receiver.bodies[0]["event"] == "hot_topic.alert"
     assert all(r["notified_at"] and not r["notified_at"].startswith("sending") for r in _rows(db))
+
+
+def test_an_alert_left_claimed_by_a_worker_that_died_is_sent_later_and_a_fresh_claim_is_not(db, queue, receiver):
+    topics = HotTopics(db, queue, webhook_url=receiver, timeout=5)
+    surge = TODAY + timedelta(hours=10)
+    for i in range(30):
+        _log(db, surge + timedelta(minutes=i), "社保缴费记录怎么查", entry_key="T-SB-1")
+    _Receiver.fail_next = 1  # the first try fails: the alert stays unsent
+    [alert] = topics.check(surge + timedelta(minutes=40)).created
+    fresh = f"sending:{datetime.now().isoformat(timespec='seconds')}"
+    db.execute("UPDATE topic_alerts SET notified_at=? WHERE id=?", (fresh, alert.id))
+    assert topics.notify(surge + timedelta(minutes=41)) == 0  # another worker is sending it right now
+    db.execute("UPDATE topic_alerts SET notified_at='sending:2026-11-27T10:00:00' WHERE id=?", (alert.id,))
+    assert topics.notify(surge + timedelta(minutes=42)) == 1  # that worker died: the claim expired
+    assert [b["id"] for b in _Receiver.bodies] == [alert.id]
