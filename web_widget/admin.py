@@ -236,7 +236,12 @@ def home() -> ResponseReturnValue:
     days = min(max(_int(request.args.get("days") or "30", "days"), 1), 365)
     svc.interactions, svc.queue  # noqa: B018 - their tables must exist before the dashboard reads them
     board = build_dashboard(
-        svc.db.query, svc.kb.store.entries(), today=_today(), days=days, normalise=svc.kb.normaliser.normalise
+        svc.db.query,
+        svc.kb.store.entries(),
+        today=_today(),
+        days=days,
+        normalise=svc.kb.normaliser.normalise,
+        department_load=svc.interactions.orders.department_load(),
     )
     labels = board.labels
     decision_names = {"answer": "直接答复", "clarify": "澄清", "no_answer": "无法回答"}

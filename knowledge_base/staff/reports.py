@@ -48,6 +48,7 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from knowledge_base.orders.book import DepartmentLoad
 from knowledge_base.records import Entry, Status
 
 __all__ = [
@@ -223,6 +224,8 @@ class Dashboard:
         operator_outcomes: outcome -> count of operators' reports; the :data:`OUTCOMES` are always present.
         work_orders: work orders created each day.
         expiring: published entries expiring within :data:`EXPIRY_HORIZON_DAYS` days of today, soonest first.
+        departments: open, overdue and closed work orders per department now (not limited to the window),
+            most overdue first; ``未派单`` for orders not yet assigned.
     """
 
     today: date
@@ -238,6 +241,7 @@ class Dashboard:
     operator_outcomes: Mapping[str, int]
     work_orders: tuple[int, ...]
     expiring: tuple[ExpiringEntry, ...]
+    departments: tuple[DepartmentLoad, ...] = ()
 
     @property
     def labels(self) -> list[str]:
@@ -273,6 +277,7 @@ def build_dashboard(
     today: date,
     days: int = 30,
     normalise: Callable[[str], str] | None = None,
+    department_load: Iterable[DepartmentLoad] = (),
 ) -> Dashboard:
     """Compute the dashboard for the ``days`` days ending ``today`` (both included).
 
@@ -287,6 +292,7 @@ def build_dashboard(
             by default. Called once per distinct question text: the search's
             ``TextNormaliser.normalise`` takes about 50 µs a text, so 50,000 distinct
             texts add some 2.5 s; give it a cache that outlives the request if that matters.
+        department_load: the work-order book's :meth:`~knowledge_base.orders.book.WorkOrderBook.department_load`.
 
     Returns:
         The dashboard, every per-day series aligned with ``Dashboard.days``.
@@ -332,6 +338,7 @@ def build_dashboard(
         operator_outcomes=MappingProxyType(outcomes),
         work_orders=tuple(orders),
         expiring=expiring_entries(entries, today=today),
+        departments=tuple(department_load),
     )
 
 

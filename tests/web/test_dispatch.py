@@ -450,3 +450,25 @@ def test_operator_order_refuses_bad_fields_in_chinese(app, book, services, chang
     reply = _operator_order(sign_in(app, "operator"), **changes)
     assert reply.status_code == 400 and words in reply.json["error"]
     assert book.orders() == []
+
+
+# -- the dashboard ---------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_orders_per_department_with_overdue_in_red(app, book):
+    late = _order(book, description="路灯坏了很久没人修", now=datetime.now() - timedelta(days=9))
+    book.assign(late.number, "市城市管理和综合执法局", actor="t")
+    closed = _order(book)
+    book.assign(closed.number, "市城市管理和综合执法局", actor="t")
+    book.finish(closed.number, "已修复", actor="t")
+    _order(book, description="公司拖欠工资")  # not assigned yet
+    page = sign_in(app, "editor").get("/admin/").get_data(as_text=True)
+    table = page.split("各部门工单")[1].split("</table>")[0]
+    row = re.search(r"<tr><td><a href=\"([^\"]+)\">市城市管理和综合执法局</a></td>(.*?)</tr>", table, re.S)
+    assert row, table
+    assert "department=%E5%B8%82%E5%9F%8E" in row.group(1)  # the dispatcher's list of that department
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(2), re.S)
+    assert cells[0] == "1" and "1</a>" in cells[1] and cells[2] == "1"
+    assert '<td class="num-overdue">' in row.group(2) and "overdue=1" in row.group(2)
+    unassigned = re.search(r'<a href="([^"]+)">未派单</a></td>\s*<td>1</td><td>0</td><td>0</td>', table)
+    assert unassigned and "department=__none__" in unassigned.group(1)
