@@ -4,9 +4,10 @@ A real local HTTP receiver (http.server in this process) fails (500), answers to
 webhook timeout), answers with bytes that are not HTTP, accepts with a garbage body, and accepts;
 it keeps what a real receiver keeps: the first acceptance of each Idempotency-Key (later posts of a
 key it already has are answered 200 and dropped). Orders are created while it misbehaves. The
-delivering worker is a real process (``hotline outbox run``, the loop ``hotline web`` runs in a
-thread), SIGKILLed while the receiver holds one of its posts; two workers then take over side by
-side on the same SQLite file. At the end every order was accepted exactly once, in creation order.
+delivering worker is a real web worker (``hotline web``, whose courier thread runs with the
+settings' backoff: 2, 4, 8 … s), SIGKILLed while the receiver holds one of its posts; a restarted
+web worker and a ``hotline outbox run`` process then share the line on the same SQLite file. At
+the end every order was accepted exactly once, in creation order.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import pytest
 
 from knowledge_base.orders.book import WorkOrderBook
 from tests.conftest import REPO
+from tests.dialogue.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
 SECRET = "integration-secret-0123456789"
 ORDERS = 12
 TIMEOUT = 1.0
-LEASE = 3.0
+LEASE = 3.0  # hotline outbox run's; the web worker's is the default, timeout + 10 s
 # What the receiver does with the n-th request it gets (then 200): every kind of trouble, spread out.
 SCRIPT = {0: "500", 2: "late", 4: "not-http", 5: "garbage-200", 7: "500", 9: "hold", 12: "late", 14: "503"}
 
@@ -98,19 +100,24 @@ class Receiver:
                 self.accepted.append(key)
 
 
-def _worker(tmp_path: Path, url: str, name: str) -> subprocess.Popen:
+def _worker(tmp_path: Path, url: str, name: str, model_dir: Path) -> subprocess.Popen:
+    """``hotline web`` (its courier thread, with the settings' own backoff and lease) or ``hotline outbox run``."""
     env = {
         **os.environ,
         "HOTLINE_DATA_DIR": str(tmp_path / "data"),
         "HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'kb.sqlite3'}",
+        "HOTLINE_MODEL_DIR": str(model_dir),
         "HOTLINE_ORDER_WEBHOOK_URL": url,
         "HOTLINE_ORDER_WEBHOOK_SECRET": SECRET,
         "HOTLINE_ORDER_WEBHOOK_TIMEOUT": str(TIMEOUT),
         "HOTLINE_ORDER_WEBHOOK_ATTEMPTS": "50",
         "HOTLINE_REDIS_URL": "",
     }
-    command = [str(REPO / ".venv" / "bin" / "hotline"), "outbox", "run", "--interval", "0.1", "--base", "0.2"]
-    command += ["--lease", str(LEASE)]
+    hotline = str(REPO / ".venv" / "bin" / "hotline")
+    if name.startswith("web"):
+        command = [hotline, "web", "--port", str(free_port())]
+    else:
+        command = [hotline, "outbox", "run", "--interval", "0.1", "--base", "0.2", "--lease", str(LEASE)]
     log = (tmp_path / f"{name}.log").open("a")
     return subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -123,7 +130,7 @@ def _wait(check, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def test_every_order_arrives_exactly_once_in_order_across_a_killed_worker(tmp_path):
+def test_every_order_arrives_exactly_once_in_order_across_a_killed_worker(tmp_path, model_dir):
     receiver = Receiver()
     book = WorkOrderBook(tmp_path / "kb.sqlite3", outbox=True)
     created: list[str] = []
@@ -135,7 +142,7 @@ def test_every_order_arrives_exactly_once_in_order_across_a_killed_worker(tmp_pa
             time.sleep(0.4)
 
     started = time.monotonic()
-    first = _worker(tmp_path, receiver.url, "worker-1")
+    first = _worker(tmp_path, receiver.url, "web-1", model_dir)
     creator = threading.Thread(target=create_orders)
     creator.start()
     workers = [first]
@@ -144,7 +151,11 @@ def test_every_order_arrives_exactly_once_in_order_across_a_killed_worker(tmp_pa
         os.killpg(first.pid, signal.SIGKILL)  # mid-delivery: the post is out, its answer never read
         first.wait(10)
         receiver.release.set()
-        workers += [_worker(tmp_path, receiver.url, "worker-2"), _worker(tmp_path, receiver.url, "worker-3")]
+        # The web worker restarted, and a delivery process beside it: two workers on one line.
+        workers += [
+            _worker(tmp_path, receiver.url, "web-2", model_dir),
+            _worker(tmp_path, receiver.url, "outbox", model_dir),
+        ]
         creator.join(30)
 
         def settled() -> bool:
