@@ -28,6 +28,7 @@ import pytest
 from knowledge_base.orders.book import WorkOrderBook
 from tests.conftest import REPO
 from tests.dialogue.conftest import free_port
+from tests.integration.test_postgres import empty_schema_url, postgres  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +192,49 @@ def test_every_order_arrives_exactly_once_in_order_across_a_killed_worker(tmp_pa
     assert {r["status"] for r in rows} == {"delivered"}
     steps = {step for _, step in receiver.requests}
     assert {"500", "late", "not-http", "garbage-200", "hold"} <= steps  # every kind of trouble happened
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_concurrent_workers_claim_each_row_once_on_both_databases(backend, tmp_path, request):
+    """Eight couriers, each on its own connection, racing for the same line: no row is posted twice at once."""
+    from knowledge_base.orders.outbox import Answer, Courier
+    from knowledge_base.storage.database import open_database
+
+    if backend == "sqlite":
+        url: str | Path = tmp_path / "race.sqlite3"
+    else:
+        url = empty_schema_url(request.getfixturevalue("postgres"))
+    book = WorkOrderBook(url, outbox=True)
+    for i in range(20):
+        book.create(channel="web", sender_id=f"s{i}", description=f"第{i}件事")
+    in_flight: set[str] = set()
+    posted: list[str] = []
+    overlaps = []
+    lock = threading.Lock()
+
+    def post(target: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
+        key = headers["Idempotency-Key"]
+        with lock:
+            if key in in_flight:
+                overlaps.append(key)
+            in_flight.add(key)
+            posted.append(key)
+        time.sleep(0.005)
+        with lock:
+            in_flight.discard(key)
+        return Answer(200)
+
+    databases = [open_database(url) for _ in range(8)]
+    couriers = [Courier(db, url="http://unused", secret=SECRET, post=post) for db in databases]
+    threads = [threading.Thread(target=lambda c=c: [c.deliver_due() for _ in range(40)]) for c in couriers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = book.db.query("SELECT o.status, w.number FROM outbox o JOIN work_orders w ON w.id=o.order_id ORDER BY o.id")
+    for db in databases:
+        db.close()
+    book.close()
+    assert overlaps == []
+    assert {r["status"] for r in rows} == {"delivered"}
+    assert posted == [f"{r['number']}:work_order.created" for r in rows]  # each once, in order
