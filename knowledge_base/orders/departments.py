@@ -376,13 +376,11 @@ def _xlsx_cells(path: Path, problems: _Problems) -> Iterator[tuple[int, list[obj
     try:
         sheet = workbook.worksheets[0]
         for row_no, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
-            values: list[object] = []
-            for value in cells:
-                if isinstance(value, str) and value.startswith("="):
-                    problems.add(row_no, None, f"单元格是公式（{value[:40]}）；公式不会导入，请直接填写内容")
-                    value = None
-                values.append(_unquote(value) if isinstance(value, str) else value)
-            yield row_no, values
+            formulas = [v for v in cells if isinstance(v, str) and v.startswith("=")]
+            for formula in formulas:
+                problems.add(row_no, None, f"单元格是公式（{formula[:40]}）；公式不会导入，请直接填写内容")
+            if not formulas:  # a row with a formula is reported once, not again as an empty cell
+                yield row_no, [_unquote(v) if isinstance(v, str) else v for v in cells]
     except Exception as err:  # broken sheet XML
         problems.add(None, None, f"无法读取这个工作簿，文件可能已损坏（{type(err).__name__}）")
     finally:
