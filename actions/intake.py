@@ -68,6 +68,18 @@ def start_events(text: str, intent: str, tracker: Tracker) -> list[EventType]:
     return [*events, FollowupAction(FORM)]
 
 
+# Below this, a request intent needs a request word ("投诉", "帮帮忙"...) in the message to start a work order.
+SURE_REQUEST = 0.7
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _reads_as_request(text: str, confidence: float) -> bool:
+    """Whether a message the classifier calls a request is one: "<script>…" or "？？" is not, whatever it said."""
+    if not _CHINESE.search(text):
+        return False
+    return bool(rt_text.request_kind(text)) or confidence >= SURE_REQUEST
+
+
 class ActionStartIntake(Action):
     """A request intent: the work-order form, unless the message asks *how* to complain (a question)."""
 
@@ -75,17 +87,18 @@ class ActionStartIntake(Action):
         return "action_start_intake"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        from actions.answer import respond
+        from actions.answer import ActionAnswer
         from actions.routing import split_preamble
 
         text = (tracker.latest_message.get("text") or "").strip()
         intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+        confidence = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
         try:
             if text.startswith("/"):  # a button: "我要投诉" and the like
                 return start_events("", intent, tracker)
             said = split_preamble(text)
-            if said.question and rt_text.asks_how(said.question):
-                return await asyncio.to_thread(respond, dispatcher, tracker, said.question, "ask_policy", 1.0)
+            if not said.question or rt_text.asks_how(said.question) or not _reads_as_request(said.question, confidence):
+                return await ActionAnswer().run(dispatcher, tracker, domain)  # a question, a greeting, or noise
             return start_events(text, intent, tracker)
         except Exception:
             log.exception("action_start_intake failed for sender %s", tracker.sender_id)

@@ -109,7 +109,7 @@ _DAY = (
     + _NUM
     + r"{1,3}[日号號]|"
     + _NUM
-    + r"{1,3}[日号號])"
+    + r"{1,3}日)"
 )
 _PART_OF_DAY = r"(?:早上|早晨|上午|中午|下午|傍晚|晚上|夜里|夜裡|夜间|半夜|深夜|凌晨|夜晚|晚间)"
 _CLOCK = r"(?:" + _NUM + r"{1,3}(?:点|點|时)(?:半|钟|" + _NUM + r"{1,3}分?)?(?:左右|多)?)"
@@ -266,7 +266,9 @@ def parse_request(text: str, intent: str = "") -> ParsedRequest:
     return ParsedRequest(request_kind(text, intent), description[:MAX_DESCRIPTION], address, happened, name, phone)
 
 
-_NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:GD)?\s*(\d{14})(?!\d)", re.IGNORECASE)
+# GD and 14 digits, said with or without pauses between them ("GD 2026 1130 000001").
+_NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:GD)?[\s:：]*(\d(?:[\s\-－—]*\d){13})(?!\d)", re.IGNORECASE)
+_ONE_DIGIT = str.maketrans({word: digit for word, digit in _CN_DIGITS.items() if word not in "么两兩"})
 _LAST4 = re.compile(
     r"(?:尾号|尾數|尾数|后四位|後四位|最后四位|末四位)\D{0,4}(\d{4})(?!\d)|(?<![0-9A-Za-z])(\d{4})(?!\d)"
 )
@@ -282,12 +284,12 @@ def parse_status_query(text: str) -> StatusQuery:
     >>> parse_status_query("我的工单处理到哪了")
     StatusQuery(number='', last4='')
     """
-    text = spoken_digits(text)
-    compact = re.sub(r"(?<=\d)[\s\-－—]+(?=\d)", "", text)
-    found = _NUMBER.search(compact)
-    number = f"GD{found[1]}" if found else ""
-    rest = compact.replace(found[0], " ") if found else compact
-    four = _LAST4.search(rest)
+    # Digit by digit, not spoken_digits: the number and the four digits said in one breath must stay apart.
+    text = text.translate(_ONE_DIGIT)
+    found = _NUMBER.search(text)
+    number = "GD" + re.sub(r"\D", "", found[1]) if found else ""
+    rest = text[: found.start()] + " " + text[found.end() :] if found else text
+    four = _LAST4.search(re.sub(r"(?<=\d)\s+(?=\d)", "", rest))
     return StatusQuery(number, (four[1] or four[2]) if four else "")
 
 

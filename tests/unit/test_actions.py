@@ -231,3 +231,125 @@ def test_choosing_an_offered_entry_is_logged_as_resolving_the_clarification(live
     )
     assert "深圳" in dispatcher.messages[0]["text"]
     assert [(r["decision"], r["entry_key"]) for r in live.answer_log()] == [("chosen", key)]
+
+
+# -- requests and status queries (actions/intake.py, actions/order_status.py) ------------------------------
+
+
+def validate(slot: str, value: str, *, intent: str = "ask_policy", slots: dict | None = None) -> tuple[dict, list]:
+    from actions.intake import ValidateIntakeForm
+
+    dispatcher = CollectingDispatcher()
+    validator = getattr(ValidateIntakeForm(), f"validate_{slot}")
+    return validator(value, dispatcher, tracker(value, intent=intent, slots=slots), {}), dispatcher.messages
+
+
+def test_a_request_in_one_sentence_fills_every_slot_and_starts_the_form(live):
+    from actions.intake import ActionStartIntake
+
+    text = "我叫王五，电话13812345678，昨天晚上十点开始幸福路12号工地一直施工很吵，我要投诉"
+    _, events = run(ActionStartIntake(), tracker(text, intent="complain"))
+    slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    assert slots["request_kind"] == "投诉" and slots["contact_phone"] == "13812345678"
+    assert (
+        slots["address"] == "幸福路12号工地" and slots["happened"] == "昨天晚上十点" and slots["contact_name"] == "王五"
+    )
+    assert events[-1] == {"event": "followup", "name": "intake_form", "timestamp": None}
+
+
+@pytest.mark.parametrize("text", ["<script>alert(1)</script>", "？？？"])
+def test_markup_or_punctuation_the_classifier_calls_a_request_starts_no_form(live, text):
+    from actions.intake import ActionStartIntake
+
+    _, events = run(ActionStartIntake(), tracker(text, intent="complain"))
+    assert not [e for e in events if e["event"] == "followup"]
+
+
+def test_a_question_about_complaining_is_answered_from_the_knowledge_base(live):
+    from actions.intake import ActionStartIntake
+
+    dispatcher, events = run(ActionStartIntake(), tracker("怎么投诉物业", intent="complain"))
+    assert dispatcher.messages and not [e for e in events if e["event"] == "followup"]
+
+
+@pytest.mark.parametrize(
+    ("slot", "value", "ask"),
+    [
+        ("contact_phone", "12345", "不是电话号码"),
+        ("contact_phone", "abc", "不是电话号码"),
+        ("address", "。。。！！", "没听清地点"),
+        ("address", "😡😡", "没听清地点"),
+        ("description", "<p></p>", "一两句话"),
+        ("happened", "？", "什么时候"),
+        ("contact_name", "……", "怎么称呼"),
+    ],
+)
+def test_bad_answers_are_asked_again_politely(slot, value, ask):
+    result, messages = validate(slot, value)
+    assert result[slot] is None and ask in messages[0]["text"]
+
+
+def test_answers_are_normalised_or_declined():
+    assert validate("contact_phone", "幺三八 一二三四 五六七八")[0] == {"contact_phone": "13812345678"}
+    assert validate("contact_phone", "不方便", intent="deny")[0] == {"contact_phone": "未提供"}
+    assert validate("contact_name", "不想说")[0] == {"contact_name": "未提供"}
+    assert validate("address", "我家在幸福路12号")[0] == {"address": "我家在幸福路12号"}
+
+
+def test_a_ten_thousand_character_description_is_cut_politely():
+    result, messages = validate("description", "很吵" * 5000)
+    assert len(result["description"]) == 2000 and "前2000个字" in messages[0]["text"]
+
+
+def test_the_summary_can_be_changed_one_part_at_a_time():
+    assert validate("intake_confirm", "确认")[0] == {"intake_confirm": "yes"}
+    assert validate("intake_confirm", "修改")[0] == {"intake_confirm": None, "intake_editing": True}
+    picked = validate("intake_confirm", "地址", slots={"intake_editing": True})[0]
+    assert picked == {"address": None, "intake_confirm": None, "intake_editing": None}
+    button = validate("intake_confirm", '/deny{"part": "contact_phone"}', intent="deny")[0]
+    assert button == {"contact_phone": None, "intake_confirm": None, "intake_editing": None}
+
+
+def test_a_confirmed_request_becomes_a_work_order_of_its_type(live):
+    from actions.intake import ActionSubmitIntake
+
+    slots = {
+        "request_kind": "举报",
+        "description": "有人在河边倒垃圾",
+        "address": "人民公园东门",
+        "happened": "未提供",
+        "contact_name": "未提供",
+        "contact_phone": "13700001111",
+        "region": "深圳市",
+    }
+    dispatcher, events = run(ActionSubmitIntake(), tracker("确认", slots=slots))
+    number = dispatcher.messages[1]["custom"]["work_order"]
+    order = live.orders.get(number)
+    assert (order.kind, order.address, order.happened, order.name, order.phone, order.region) == (
+        "report",
+        "人民公园东门",
+        "",
+        "",
+        "13700001111",
+        "深圳市",
+    )
+    assert number in dispatcher.messages[0]["text"] and {"event": "slot", "name": "description", "value": None} in [
+        {k: e[k] for k in ("event", "name", "value")} for e in events
+    ]
+
+
+def test_status_query_never_tells_apart_a_wrong_pair_and_a_missing_order(live):
+    from actions.order_status import ActionOrderStatus
+
+    order = live.orders.create(channel="web", sender_id="x", description="路灯不亮", kind="help", phone="13700001234")
+
+    def ask(number: str, last4: str, sender: str = "citizen-1") -> str:
+        t = tracker("1234", slots={"order_number": number, "order_last4": last4})
+        t.sender_id = sender
+        dispatcher, _ = run(ActionOrderStatus(), t)
+        return dispatcher.messages[0]["text"]
+
+    found = ask(order.number, "1234")
+    assert "待受理" in found and "尚未派单" in found and order.number in found
+    assert ask(order.number, "9999", "other") == ask("GD19990101000001", "1234", "third")
+    assert "需要工单号" in ask(order.number, "未提供")
