@@ -916,6 +916,8 @@ def web(ctx: Context, host: str | None, port: int | None, threads: int) -> None:
 
     from knowledge_base import factory
     from knowledge_base.orders.outbox import start_courier
+    from knowledge_base.orders.topics import TopicWatch
+    from knowledge_base.staff.curation import CurationQueue
     from web_widget import create_app
 
     settings = ctx.settings
@@ -923,6 +925,7 @@ def web(ctx: Context, host: str | None, port: int | None, threads: int) -> None:
     kb = _open_kb(ctx, progress=False)  # warm before serving: the first operator search must not wait for it
     listener = factory.start_listener(settings, kb)
     courier = start_courier(settings, db)  # delivers new work orders when order_webhook_url is set
+    topics = TopicWatch(settings, db, CurationQueue(kb, db)).start()  # hot-topic alerts every 5 minutes
     app = create_app(settings, kb=kb, db=db, redis=factory.open_redis(settings))
     host, port = host or settings.web_host, port or settings.web_port
     click.echo(f"web app on http://{host}:{port}/ (demo /demo, operator console /operator, admin /admin)", err=True)
@@ -930,6 +933,7 @@ def web(ctx: Context, host: str | None, port: int | None, threads: int) -> None:
         serve(app, host=host, port=port, threads=threads, ident="hotline-qa")
     finally:
         listener.stop()
+        topics.stop()
         if courier is not None:
             courier.stop()
 

@@ -433,19 +433,33 @@ class WorkOrderBook:
         Raises:
             EntryNotFound, InvalidEntry, TransitionError: as the single changes above.
         """
-        if external_id:
-            self._set_external_id(number, clean_text(external_id, limit=100, field="external_id", label="外部编号"))
+        external_id = clean_text(external_id, limit=100, field="external_id", label="外部编号")
+        # One transaction around the id and the change: a refused change leaves the id unwritten too.
+        with self.db.transaction():
+            if external_id:
+                self._set_external_id(number, external_id)
+            return self._change(number, status, actor, department, reply, note, visit_result, general)
+
+    def _change(
+        self,
+        number: str,
+        status: str,
+        actor: str,
+        department: str,
+        reply: str,
+        note: str,
+        visit_result: str,
+        general: bool,
+    ) -> WorkOrder:
         current = self.get(number)
         if status == "dispatched":
             return self.assign(number, department, actor=actor, note=note)
         if department:
             raise InvalidEntry("department", "只有派单（已派单）时才能指定承办部门")
         if status == "in_progress":
-            return (
-                self.reopen(number, actor=actor, note=note)
-                if current.status == "done"
-                else self.start(number, actor=actor, note=note)
-            )
+            if current.status == "done":
+                return self.reopen(number, actor=actor, note=note)
+            return self.start(number, actor=actor, note=note)
         if status == "done":
             return self.finish(number, reply, actor=actor, general=general)
         if status == "visited":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
@@ -410,3 +411,39 @@ def _chosen(clarify: dict[str, Any], later: Iterable[dict[str, Any]]) -> str:
         if row["decision"] == "chosen":
             return str(row["entry_key"] or "")
     return ""
+
+
+class TopicWatch:
+    """:func:`check_hot_topics` every ``interval`` seconds in a daemon thread of a web worker.
+
+    Every worker may run one: a check is one exclusive transaction and idempotent, and each alert's
+    webhook is claimed before it is sent, so several watches raise and send each alert once.
+    """
+
+    def __init__(self, settings: Settings, db: Database, grouper: Grouper, *, interval: float = 300.0) -> None:
+        self.settings, self.db, self.grouper, self.interval = settings, db, grouper, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> TopicWatch:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="hotline-topics", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                result = check_hot_topics(self.settings, self.db, self.grouper)
+            except Exception:  # a failed check must not end the watch for the life of the worker
+                log.exception("舆情预警检查出错，%g 秒后再试", self.interval)
+                continue
+            if result.created or result.ended:
+                log.info("舆情预警：新增 %d 条，结束 %d 条", len(result.created), result.ended)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
