@@ -42,6 +42,7 @@ ACTION_NAMES = {
     "reopened": "重新办理",
     "visited": "回访",
 }
+ACTOR_NAMES = {"citizen": "市民（智能客服登记）", "api": "外部工单系统"}
 CHANNEL_NAMES = {"hotline-operator": "话务员登记", "web": "网站咨询", "hotline": "电话语音", "api": "外部系统"}
 DETAIL_NAMES = {
     "department": "承办部门",
@@ -174,7 +175,10 @@ def _page(order: WorkOrder, *, error: str = "", status: int = 200, reveal: bool 
         unmasked=unmasked,
         revealed=reveal,
         can_reveal=order.status == "done" and not unmasked and bool(order.phone),
-        events=[(e, describe_event(e) if unmasked else mask(describe_event(e))) for e in _book().events(order.number)],
+        events=[
+            (e, ACTOR_NAMES.get(e.actor, e.actor), describe_event(e) if unmasked else mask(describe_event(e)))
+            for e in _book().events(order.number)
+        ],
         overdue=overdue_days(order, datetime.now()),
         can_assign="dispatched" in allowed,
         can_start=order.status in ("dispatched", "in_progress"),
