@@ -18,7 +18,6 @@ from actions import replies, runtime
 from actions.context import cities_that_differ, follow_up_query, is_follow_up
 from actions.routing import DIALOGUE_ACTS, NoAnswerReply, split_preamble, when_kb_has_nothing
 from knowledge_base.plain.aspects import Aspect, follow_up_aspect
-from knowledge_base.plain.request_text import is_request
 
 if TYPE_CHECKING:
     from rasa_sdk.types import DomainDict
@@ -156,10 +155,11 @@ def respond(
     result = _search(rt, _query(tracker, question), _region(tracker))
     if result.decision.value != "no_answer":
         return answer(dispatcher, tracker, question, result)
-    if intent not in DIALOGUE_ACTS and is_request(question):
-        # "我要投诉……" the classifier missed: nothing in the knowledge base, so a work order, as for a request intent.
-        from actions.intake import start_events
+    from actions.intake import start_events, unsaid_request
 
+    if intent not in DIALOGUE_ACTS and unsaid_request(intent, confidence, question):
+        # A request without a request word, or "我要投诉……" the classifier missed: nothing in the knowledge base,
+        # so a work order.
         return start_events(question, intent, tracker)
     best_dense = result.best.dense if result.best else None
     reply = when_kb_has_nothing(intent, confidence, question, best_dense)

@@ -68,16 +68,27 @@ def start_events(text: str, intent: str, tracker: Tracker) -> list[EventType]:
     return [*events, FollowupAction(FORM)]
 
 
-# Below this, a request intent needs a request word ("投诉", "帮帮忙"...) in the message to start a work order.
+# A request intent without a request word asks the knowledge base first; with nothing there, this sure it is a request.
 SURE_REQUEST = 0.7
 _CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
-def _reads_as_request(text: str, confidence: float) -> bool:
-    """Whether a message the classifier calls a request is one: "<script>…" or "？？" is not, whatever it said."""
-    if not _CHINESE.search(text):
-        return False
-    return bool(rt_text.request_kind(text)) or confidence >= SURE_REQUEST
+def names_a_request(text: str) -> bool:
+    """Whether a message says it is a request ("投诉", "举报", "帮帮忙", "太吵"...): "<script>…" or "？？" is not,
+    whatever the classifier said, and neither is a question without such a word (the knowledge base is asked first)."""
+    return bool(_CHINESE.search(text)) and bool(rt_text.request_kind(text))
+
+
+def unsaid_request(intent: str, confidence: float, text: str) -> bool:
+    """A message the knowledge base had nothing for that is a request all the same: the classifier is sure,
+    or the citizen says "我要投诉……"."""
+    sure = (
+        intent in REQUEST_INTENTS
+        and confidence >= SURE_REQUEST
+        and bool(_CHINESE.search(text))
+        and not rt_text.asks_how(text)
+    )
+    return sure or rt_text.is_request(text)
 
 
 class ActionStartIntake(Action):
@@ -92,12 +103,11 @@ class ActionStartIntake(Action):
 
         text = (tracker.latest_message.get("text") or "").strip()
         intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
-        confidence = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
         try:
             if text.startswith("/"):  # a button: "我要投诉" and the like
                 return start_events("", intent, tracker)
             said = split_preamble(text)
-            if not said.question or rt_text.asks_how(said.question) or not _reads_as_request(said.question, confidence):
+            if not said.question or rt_text.asks_how(said.question) or not names_a_request(said.question):
                 return await ActionAnswer().run(dispatcher, tracker, domain)  # a question, a greeting, or noise
             return start_events(text, intent, tracker)
         except Exception:

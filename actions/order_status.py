@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -27,6 +28,7 @@ log = logging.getLogger("hotline.actions")
 
 FORM = "order_status_form"
 NOT_GIVEN = "未提供"
+_ASKS_HOW = re.compile(r"怎么查|怎样查|如何查|在哪查|哪里查|去哪查|怎么回事|为什么|为何|点解|點解")
 
 
 @functools.cache
@@ -54,7 +56,14 @@ class ActionStartStatus(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         text = (tracker.latest_message.get("text") or "").strip()
-        return start_events("" if text.startswith("/") else text)
+        if text.startswith("/"):
+            return start_events("")
+        said = rt_text.parse_status_query(text)
+        if _ASKS_HOW.search(text) and not said.number:  # "工单号查不到是怎么回事", "怎么查工单": questions
+            from actions.answer import ActionAnswer
+
+            return await ActionAnswer().run(dispatcher, tracker, domain)
+        return start_events(text)
 
 
 class ValidateOrderStatusForm(FormValidationAction):

@@ -353,3 +353,23 @@ def test_status_query_never_tells_apart_a_wrong_pair_and_a_missing_order(live):
     assert "待受理" in found and "尚未派单" in found and order.number in found
     assert ask(order.number, "9999", "other") == ask("GD19990101000001", "1234", "third")
     assert "需要工单号" in ask(order.number, "未提供")
+
+
+def test_a_request_without_a_request_word_asks_the_knowledge_base_first_then_starts_the_form(live):
+    from actions.intake import ActionStartIntake
+
+    _, events = run(ActionStartIntake(), tracker("小区电梯坏了一个月没人修", intent="request_help"))
+    assert events[-1]["event"] == "followup" and events[-1]["name"] == "intake_form"
+    _, events = run(ActionStartIntake(), tracker("怎么查询社保缴费记录", intent="request_help"))
+    assert not [e for e in events if e["event"] == "followup"]  # the knowledge base answers it
+
+
+def test_a_question_about_work_orders_is_not_a_status_query(live):
+    from actions.order_status import ActionStartStatus
+
+    dispatcher, events = run(ActionStartStatus(), tracker("工单号查不到是怎么回事", intent="query_work_order"))
+    assert dispatcher.messages and not [e for e in events if e["event"] == "followup"]
+    _, events = run(ActionStartStatus(), tracker("GD20261130000001 尾号5678 处理到哪了", intent="query_work_order"))
+    assert [e["value"] for e in events[:2]] == ["GD20261130000001", "5678"] and events[-1][
+        "name"
+    ] == "order_status_form"
