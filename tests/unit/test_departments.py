@@ -302,3 +302,26 @@ def test_a_new_order_gets_the_suggestion_through_the_book(db, sample, real_embed
     order = book.create(channel="web", sender_id="s1", description="公司拖欠工资三个月", kind="complaint")
     assert order.suggested_department == "市人力资源和社会保障局"
     assert "拖欠工资和劳动报酬" in order.suggestion_reason and "命中关键词" in order.suggestion_reason
+
+
+# -- the command line -------------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_hotline_departments_import_and_list(tmp_path):
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    config = tmp_path / "config.yml"
+    config.write_text(f"data_dir: {tmp_path / 'var'}\nredis_url: ''\n", encoding="utf-8")
+    run = CliRunner().invoke
+    imported = run(main, ["--config", str(config), "departments", "import", str(SAMPLE)])
+    assert imported.exit_code == 0 and "19 added, 0 updated" in imported.output
+    listed = run(main, ["--config", str(config), "departments", "list"])
+    assert listed.exit_code == 0 and "市生态环境局\t全市\t噪音" in listed.output
+    assert "南海区桂城街道办事处\t南海区" in listed.output
+    bad = _csv(tmp_path, "部门,职责\n市林业局,\n")
+    refused = run(main, ["--config", str(config), "departments", "import", str(bad)])
+    assert refused.exit_code == 1 and "清单.csv 第 2 行「职责」：「职责」不能为空" in refused.output
+    assert run(main, ["--config", str(config), "departments", "list"]).output == listed.output
