@@ -72,9 +72,7 @@ def start_events(text: str, intent: str, tracker: Tracker) -> list[EventType]:
 SURE_REQUEST = 0.7
 _CHINESE = re.compile(r"[\u4e00-\u9fff]")
 # Words that make a message a request; "停水" or "太吵" alone may be a question ("停水了怎么办").
-_REQUEST_WORD = re.compile(
-    r"投诉|投訴|举报|舉報|检举|檢舉|求助|求救|建议|建議|提意见|提个意见|反映|帮帮|幫幫|帮我|幫我|救命"
-)
+_REQUEST_WORD = re.compile(r"投诉|投訴|举报|舉報|检举|檢舉|求助|求救|建议|建議|提意见|提个意见|反映|帮帮|幫幫|救命")
 
 
 def names_a_request(text: str) -> bool:
