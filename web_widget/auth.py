@@ -116,7 +116,9 @@ def login() -> ResponseReturnValue:
             session.clear()  # a fresh session on sign-in (no fixation)
             session.update(uid=user.id, gen=user.session_generation, seen=time.time(), since=time.time(), csrf=csrf)
             session.permanent = True
-            home = url_for("operator.console") if user.role == "operator" else url_for("admin.home")
+            home = {"operator": url_for("operator.console"), "dispatcher": url_for("dispatch.orders")}.get(
+                user.role, url_for("admin.home")
+            )
             return redirect(_safe_next(request.args.get("next")) if request.args.get("next") else home)
     expired = bool(request.args.get("expired"))
     return render_template("staff/login.html", error=error, expired=expired), (401 if error else 200)

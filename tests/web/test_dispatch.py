@@ -91,6 +91,20 @@ def test_dispatcher_and_up_see_the_list(app, services, role):
     assert reply.status_code == 200 and "工单派单" in reply.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    ("role", "home"), [("operator", "/operator"), ("dispatcher", "/dispatch"), ("editor", "/admin/")]
+)
+def test_each_role_lands_on_its_own_page_after_signing_in(app, role, home):
+    from tests.web.conftest import PASSWORD, csrf_of
+
+    app.extensions["hotline"].accounts.create_user(f"{role}9", PASSWORD, role, actor="test")
+    client = app.test_client()
+    token = csrf_of(client)
+    reply = client.post("/staff/login", data={"username": f"{role}9", "password": PASSWORD, "csrf_token": token})
+    assert reply.status_code == 302 and reply.headers["Location"] == home
+    assert client.get(home).status_code == 200
+
+
 def test_dispatcher_may_not_edit_the_responsibility_list(dispatcher):
     assert dispatcher.get("/dispatch/departments").status_code == 403
     assert _post(dispatcher, "/dispatch/departments", name="新部门", duties="新职责").status_code == 403
