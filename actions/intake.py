@@ -51,7 +51,6 @@ def start_events(text: str, intent: str, tracker: Tracker) -> list[EventType]:
         SlotSet("request_kind", _KIND_NAMES[kind]),
         SlotSet("intake_confirm", None),
         SlotSet("intake_editing", None),
-        SlotSet("intake_cut", None),
     ]
     known = {
         "description": said.description,
@@ -147,7 +146,7 @@ class ValidateIntakeForm(FormValidationAction):
             return {"description": None}
         if len(text) > rt_text.MAX_DESCRIPTION:
             dispatcher.utter_message(text=replies.INTAKE_DESCRIPTION_CUT.format(limit=rt_text.MAX_DESCRIPTION))
-            return {"description": text[: rt_text.MAX_DESCRIPTION], "intake_cut": True}
+            return {"description": text[: rt_text.MAX_DESCRIPTION]}
         return {"description": text}
 
     def validate_address(
@@ -216,6 +215,8 @@ class ValidateIntakeForm(FormValidationAction):
             if part:  # re-ask only that part; the summary comes again after it
                 return {part: None, "intake_confirm": None, "intake_editing": None}
             return {"intake_confirm": None, "intake_editing": True}
+        if _CANCEL.search(text):
+            return {"intake_confirm": "cancel"}
         if rt_text.confirmation(text) == "yes" or intent == "affirm" or text == "/affirm":
             return {"intake_confirm": "yes"}
         if intent == "deny" or text == "/deny":
@@ -224,6 +225,7 @@ class ValidateIntakeForm(FormValidationAction):
         return {"intake_confirm": None}
 
 
+_CANCEL = re.compile(r"^(?:取消|不登记了|不登記了|不用登记|不要了|算了|不提交)")
 _PICKED = re.compile(r'^/deny\{"part": ?"(\w+)"\}$')
 
 
@@ -291,8 +293,11 @@ class ActionSubmitIntake(Action):
         from knowledge_base.plain.privacy import mask
 
         reset: list[EventType] = [
-            SlotSet(slot, None) for slot in (*SLOTS, "intake_confirm", "intake_editing", "intake_cut", "request_kind")
+            SlotSet(slot, None) for slot in (*SLOTS, "intake_confirm", "intake_editing", "request_kind")
         ]
+        if tracker.get_slot("intake_confirm") == "cancel":
+            dispatcher.utter_message(text=replies.INTAKE_CANCELLED)
+            return reset
         try:
             rt = runtime.get()
             order = await asyncio.to_thread(

@@ -211,3 +211,12 @@ def test_hotline_status_query_with_the_number_in_words(stack):
     data = call(stack, {"call_id": call_id, "text": "五六七八"}).json()
     assert "已办结" in spoken(data) and "市城管局" in spoken(data)
     assert " ".join("零一二三四五六七八九"[int(d)] for d in number[2:8]) in spoken(data)
+
+
+def test_cancelling_at_the_summary_registers_nothing_and_the_conversation_goes_on(stack):
+    c = chat(stack)
+    before = len(store(stack).orders.orders(limit=1000))
+    assert "请核对" in texts(c.say(ONE_SENTENCE))
+    assert "已取消" in texts(c.say("取消"))
+    assert len(store(stack).orders.orders(limit=1000)) == before
+    assert "挂失" in texts(c.say("社保卡丢了怎么补办"))

@@ -373,3 +373,12 @@ def test_a_question_about_work_orders_is_not_a_status_query(live):
     assert [e["value"] for e in events[:2]] == ["GD20261130000001", "5678"] and events[-1][
         "name"
     ] == "order_status_form"
+
+
+def test_cancelling_at_the_summary_registers_nothing(live):
+    from actions.intake import ActionSubmitIntake
+
+    assert validate("intake_confirm", "取消")[0] == {"intake_confirm": "cancel"}
+    slots = {"request_kind": "投诉", "description": "楼下很吵", "intake_confirm": "cancel"}
+    dispatcher, _ = run(ActionSubmitIntake(), tracker("取消", slots=slots))
+    assert "已取消" in dispatcher.messages[0]["text"] and live.orders.orders() == []
