@@ -31,6 +31,8 @@ def to_speech(messages: list[dict[str, Any]]) -> dict[str, Any]:
         if custom.get("type") == "handoff":
             handoff = True
             work_order = custom.get("work_order")
+        if custom.get("type") == "work_order":  # a request registered by the bot: no transfer to a person
+            work_order = custom.get("work_order")
         if custom.get("type") == "source" and spoken_source(custom):
             spoken.extend(sentences(speakable(spoken_source(custom))))
         if message.get("text"):

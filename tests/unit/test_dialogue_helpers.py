@@ -84,6 +84,16 @@ def test_to_speech_turns_buttons_into_keypad_prompts_and_flags_handoff():
     assert [o["digit"] for o in out["options"]] == ["1", "0"] and out["handoff"] and out["work_order"] == "GD1"
 
 
+def test_a_request_registered_by_the_bot_gives_its_number_without_a_transfer():
+    out = to_speech(
+        [
+            {"text": "已为您登记投诉，工单号：GD20261130000007。"},
+            {"custom": {"type": "work_order", "work_order": "GD20261130000007", "kind": "complaint"}},
+        ]
+    )
+    assert out["work_order"] == "GD20261130000007" and out["handoff"] is False
+
+
 def test_the_source_is_read_out_after_the_answer():
     out = to_speech(
         [

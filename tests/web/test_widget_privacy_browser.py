@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from actions.replies import INTAKE_SUMMARY
 from knowledge_base.settings import load_settings
 from tests.browser import serve, shot, start_chromium
 from tests.conftest import REPO
@@ -42,6 +43,13 @@ class ScriptedDialogue:
 
     def send(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         sender, text = body["sender"], body.get("message", "")
+        if text.startswith("我要投诉"):  # a request said in one sentence: straight to the summary
+            return [{"text": INTAKE_SUMMARY.format(parts=f"类型：投诉\n事情：{DESCRIPTION}\n电话：{PHONE}")}]
+        if text == "确认":
+            return [
+                {"text": f"已为您登记投诉，工单号：{WORK_ORDER}。"},
+                {"custom": {"type": "work_order", "work_order": WORK_ORDER, "kind": "complaint"}},
+            ]
         if text == "转人工":
             self.step[sender] = 0
         step = self.step.get(sender)
@@ -149,3 +157,19 @@ def test_stored_history_is_forgotten_after_a_day(site, browser):
     browser.refresh()
     WebDriverWait(browser, 10).until(lambda d: "您好" in _log(d))
     assert "公积金" not in _log(browser) and _stored(browser) is None
+
+
+def test_a_request_in_one_sentence_leaves_no_phone_number_in_the_browser(site, browser):
+    browser.get(f"{site}/chat")
+    browser.execute_script("localStorage.clear();")
+    browser.refresh()
+    _ask(browser, f"我要投诉，{DESCRIPTION}，我叫{NAME}，电话 138 1234 5678", "请核对您的工单")
+    _ask(browser, "确认", WORK_ORDER)
+    assert "138 1234 5678" in _log(browser)  # on screen for the citizen ...
+    stored = _stored(browser) or ""
+    for private in ("138 1234 5678", PHONE, NAME, DESCRIPTION, "请核对您的工单"):
+        assert private not in stored  # ... neither the request that opened the form nor the summary is kept
+    kept = json.loads(stored)
+    assert kept["inForm"] is False and WORK_ORDER in stored
+    _ask(browser, "公积金怎么提取", "住房公积金管理中心")
+    assert "公积金怎么提取" in (_stored(browser) or "")  # after the order, questions are kept again

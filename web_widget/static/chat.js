@@ -14,9 +14,12 @@
   var STORE = "hotline-chat-v1";
   var FONT_STORE = "hotline-chat-font";  // a preference, not the conversation: kept when a conversation ends
   var KEEP_MS = 24 * 3600 * 1000;  // stored history is forgotten a day after the last message
-  // The handoff form's questions (bot/domain.yml utter_ask_description / contact_name / contact_phone):
-  // from one of them until the work order is made, nothing of the conversation is stored.
-  var FORM_PROMPTS = ["并登记工单", "怎么称呼您", "留下联系电话"];
+  // The work-order forms' questions (bot/domain.yml utter_ask_description / contact_name / contact_phone,
+  // utter_ask_intake_form_description, actions/replies.py INTAKE_SUMMARY, utter_ask_order_number): from one
+  // of them until the work order is made (or the next sourced answer), nothing of the conversation is stored.
+  var FORM_PROMPTS = ["并登记工单", "怎么称呼您", "留下联系电话", "为您登记", "请核对您的工单", "为您查询工单进度"];
+  // Phone, ID and other long numbers said outside a form (a request in one sentence) are never stored either.
+  var LONG_NUMBER = /(?<![A-Za-z\d])\d[\d\s-]{5,}[\dXx]/g;  // not a GD work-order number
 
   function newState() {
     return { sender: "web-" + Math.random().toString(36).slice(2) + Date.now().toString(36),
@@ -81,7 +84,7 @@
       row.appendChild(bubble);
     }
     if (item.custom && item.custom.type === "source") { row.appendChild(renderSource(item.custom)); }
-    if (item.custom && item.custom.type === "handoff") {
+    if (item.custom && (item.custom.type === "handoff" || item.custom.type === "work_order")) {
       row.appendChild(el("div", "handoff", item.custom.work_order
         ? "工单号：" + item.custom.work_order + "（可拨打12345查询进度）" : "如需人工服务，请拨打12345。"));
     }
@@ -117,13 +120,18 @@
 
   function add(item, live) {
     var custom = item.custom || null;
-    if (custom && (custom.type === "handoff" || custom.type === "source")) {
+    if (custom && (custom.type === "handoff" || custom.type === "work_order" || custom.type === "source")) {
       state.inForm = false;  // the form ended: with the work order's number (or a failed one), or with an answer
     } else if (item.who === "bot" && asksForContact(item.text)) {
+      var last = state.history[state.history.length - 1];
+      if (!state.inForm && last && last.who === "me") {
+        state.history.pop();  // the message that opened the form may hold the request itself, name and phone
+      }
       state.inForm = true;
     }
     if (!state.inForm) {
-      state.history.push({ who: item.who, text: item.text || "", custom: custom, buttons: item.buttons || null });
+      var kept = (item.text || "").replace(LONG_NUMBER, "***");
+      state.history.push({ who: item.who, text: kept, custom: custom, buttons: item.buttons || null });
     }
     save();
     return render(item, live);
