@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from knowledge_base.errors import EntryNotFound, ImportRejected, InvalidEntry
+from knowledge_base.orders.book import clean_text
 from knowledge_base.search.embedder import Embedder
 from knowledge_base.storage.database import Database, adopt
 from knowledge_base.storage.migrate import ensure_current
@@ -62,17 +63,7 @@ _SPLIT_DUTIES = re.compile(r"[；;。\n]+")
 
 def _clean(value: object, *, column: str, limit: int, required: bool = False) -> str:
     text = "" if value is None else str(value)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()
-    label = COLUMNS[column]
-    if not text:
-        if required:
-            raise InvalidEntry(column, f"「{label}」不能为空")
-        return ""
-    if len(text) > limit:
-        raise InvalidEntry(column, f"「{label}」最多 {limit} 个字，现在有 {len(text)} 个字")
-    if not any(unicodedata.category(ch)[0] in "LN" for ch in text):
-        raise InvalidEntry(column, f"「{label}」只有标点或符号，请写明内容")
-    return text
+    return clean_text(text, limit=limit, field=column, label=COLUMNS[column], required=required)
 
 
 def split_keywords(value: object) -> tuple[str, ...]:
