@@ -53,11 +53,12 @@ def browser(tmp_path_factory):
 
 
 def test_dispatcher_moves_an_order_through_its_life(web, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     base, book, services = web["url"], web["book"], web["services"]
-    wait = WebDriverWait(browser, 20)
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))  # pages reload
     reason = "职责“噪音污染投诉”与诉求最接近（相似度 95%），命中关键词：噪音"
     late = book.create(
         channel="web", sender_id="s1", description="路灯坏了半个月", kind="complaint",

@@ -58,11 +58,12 @@ def _answer(browser: Any, button: str) -> None:
 
 
 def test_rollback_archive_discard_and_disable_ask_first(web, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, kb, services = web["url"], web["kb"], web["services"]
-    wait = WebDriverWait(browser, 20)
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))  # pages reload
     entry = kb.store.get_by_key("T-SB-1")
     sign_in(browser, base, "reviewer1", PASSWORD)
 
@@ -116,11 +117,12 @@ def test_rollback_archive_discard_and_disable_ask_first(web, browser):
 
 
 def test_a_draft_typed_when_the_session_ends_is_restored_after_signing_in(web, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, kb, services = web["url"], web["kb"], web["services"]
-    wait = WebDriverWait(browser, 20)
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))  # pages reload
     entry = kb.store.get_by_key("T-GJJ-SZ")
     sign_in(browser, base, "editor1", PASSWORD)
     browser.get(f"{base}/admin/entries/{entry.id}/edit")
@@ -154,12 +156,13 @@ def test_a_draft_typed_when_the_session_ends_is_restored_after_signing_in(web, b
 
 
 def test_the_work_order_form_starts_empty_for_each_caller(web, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     base = web["url"]
-    wait = WebDriverWait(browser, 20)
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))  # pages reload
     sign_in(browser, base, "op1", PASSWORD)
     browser.get(f"{base}/operator")
     box = wait.until(lambda d: d.find_element(By.ID, "q"))
