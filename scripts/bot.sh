@@ -157,7 +157,8 @@ case "${1:-}" in
          "(action_timeout $HOTLINE_ACTION_TIMEOUT s, dialogue_timeout $HOTLINE_DIALOGUE_TIMEOUT s)"
     # bot/ for our channels (imported as channels.*); the root for the stdlib-only knowledge_base.plain.speech they use.
     # Rasa takes its API token only as --auth-token: it is added from the environment inside the process,
-    # so that it never appears on a command line other users of the host can read (ps, /proc/PID/cmdline).
+    # so that it never appears on a command line other users of the host can read (ps, /proc/PID/cmdline);
+    # as one "--auth-token=VALUE" word, because a random token may start with "-" (argparse would take it for an option).
     # The timeouts (Rasa has no setting for its wait on the action server) are set in the same way.
     # One process: with the in-memory or Redis lock store Rasa 3.6 runs Sanic with one worker (SANIC_WORKERS
     # unset), serving in this process, so a supervisor sees its death; exec keeps it the same PID.
@@ -167,7 +168,7 @@ import os, sys
 from channels.dialogue import configure_timeouts
 configure_timeouts(float(os.environ["HOTLINE_ACTION_TIMEOUT"]), float(os.environ["HOTLINE_DIALOGUE_TIMEOUT"]))
 from rasa.__main__ import main
-sys.argv = ["rasa", *sys.argv[1:], "--auth-token", os.environ["HOTLINE_RASA_TOKEN"]]
+sys.argv = ["rasa", *sys.argv[1:], "--auth-token=" + os.environ["HOTLINE_RASA_TOKEN"]]
 sys.exit(main())' run --enable-api --interface "$rasa_host" \
         --port "${HOTLINE_RASA_PORT:-5005}" --model "$model" \
         --credentials credentials.yml --endpoints "$endpoints"
