@@ -166,7 +166,9 @@ case "${1:-}" in
     PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/python" -c '
 import os, sys
 from channels.dialogue import configure_timeouts
+from channels.tuning import check_action_replies_with_one_validator
 configure_timeouts(float(os.environ["HOTLINE_ACTION_TIMEOUT"]), float(os.environ["HOTLINE_DIALOGUE_TIMEOUT"]))
+check_action_replies_with_one_validator()
 from rasa.__main__ import main
 sys.argv = ["rasa", *sys.argv[1:], "--auth-token=" + os.environ["HOTLINE_RASA_TOKEN"]]
 sys.exit(main())' run --enable-api --interface "$rasa_host" \

@@ -1,0 +1,67 @@
+"""bot/channels/tuning.py in Rasa's own Python: action-server replies are judged exactly as before the speed-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.dialogue
+
+PYTHON = str(REPO / ".venv-rasa" / "bin" / "python")
+
+# Replies an action server could send: valid ones, and malformed ones Rasa must refuse.
+REPLIES = [
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot", "name": "region", "value": "深圳"}], "responses": [{"text": "好的"}]},
+    {"events": [{"event": "followup", "name": "action_listen"}], "responses": [{"custom": {"source": "x"}}]},
+    {"events": [{"event": "slot"}], "responses": []},
+    {"events": [{"event": "no_such_event"}], "responses": []},
+    {"events": "not a list", "responses": []},
+    {"events": [], "responses": "not a list"},
+    {"events": [], "responses": [1, 2]},
+    [],
+]
+
+# Judges every reply with Rasa's own check, then with the tuned one, and prints both verdicts.
+SCRIPT = """
+import json, sys
+from jsonschema import ValidationError
+from rasa.core.actions.action import RemoteAction
+from channels.tuning import check_action_replies_with_one_validator
+
+def verdicts(action):
+    out = []
+    for reply in json.loads(sys.argv[1]):
+        try:
+            out.append(action._validate_action_result(reply))
+        except ValidationError as error:
+            out.append(error.message)
+    return out
+
+action = RemoteAction("action_answer", None)
+before = verdicts(action)
+check_action_replies_with_one_validator()
+print(json.dumps({"before": before, "after": verdicts(action)}, ensure_ascii=False))
+"""
+
+
+def test_tuned_check_accepts_and_refuses_the_same_replies_with_the_same_message():
+    done = subprocess.run(
+        [PYTHON, "-c", SCRIPT, json.dumps(REPLIES)],
+        cwd=REPO / "bot",
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}"},  # as scripts/bot.sh sets it
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["after"] == result["before"]
+    assert result["before"][:3] == [True, True, True]
+    refused = result["before"][3:]
+    assert all(isinstance(message, str) and "Failed to validate Action server response" in message for message in refused)
