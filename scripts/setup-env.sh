@@ -30,7 +30,7 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # torch first and pinned: 2.13.0 is the CPU build; letting a resolver pick pulls CUDA wheels.
     .venv/bin/python -m pip install --quiet torch==2.13.0
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    .venv/bin/python -m pip install --quiet -e '.[dev,load]'
     rm -f .venv/.installed-* && touch "$stamp"
 fi
 echo "==> embedding model"
