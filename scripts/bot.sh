@@ -159,14 +159,16 @@ case "${1:-}" in
     # Rasa takes its API token only as --auth-token: it is added from the environment inside the process,
     # so that it never appears on a command line other users of the host can read (ps, /proc/PID/cmdline);
     # as one "--auth-token=VALUE" word, because a random token may start with "-" (argparse would take it for an option).
-    # The timeouts (Rasa has no setting for its wait on the action server) are set in the same way.
+    # The timeouts (Rasa has no setting for its wait on the action server) are set in the same way, and
+    # channels/tuning.py takes out two costs measured under load (JAX's memory, a per-message schema check).
     # One process: with the in-memory or Redis lock store Rasa 3.6 runs Sanic with one worker (SANIC_WORKERS
     # unset), serving in this process, so a supervisor sees its death; exec keeps it the same PID.
     unset SANIC_WORKERS
     PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/python" -c '
 import os, sys
+from channels.tuning import check_action_replies_with_one_validator, leave_out_jax
+leave_out_jax()
 from channels.dialogue import configure_timeouts
-from channels.tuning import check_action_replies_with_one_validator
 configure_timeouts(float(os.environ["HOTLINE_ACTION_TIMEOUT"]), float(os.environ["HOTLINE_DIALOGUE_TIMEOUT"]))
 check_action_replies_with_one_validator()
 from rasa.__main__ import main

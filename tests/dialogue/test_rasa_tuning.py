@@ -64,4 +64,25 @@ def test_tuned_check_accepts_and_refuses_the_same_replies_with_the_same_message(
     assert result["after"] == result["before"]
     assert result["before"][:3] == [True, True, True]
     refused = result["before"][3:]
-    assert all(isinstance(message, str) and "Failed to validate Action server response" in message for message in refused)
+    assert all(isinstance(m, str) and "Failed to validate Action server response" in m for m in refused)
+
+
+def test_rasa_serves_without_jax_once_it_is_left_out():
+    script = (
+        "import sys\n"
+        "from channels.tuning import leave_out_jax\n"
+        "leave_out_jax()\n"
+        "import rasa.core.agent, rasa.core.run, tensorflow\n"
+        "from channels.web import WebInput\n"
+        "print('jax' in sys.modules and sys.modules['jax'] is not None, 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", script],
+        cwd=REPO / "bot",
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True"]
