@@ -29,7 +29,7 @@ from hotline.evaluation import (
     retrieval_metrics,
 )
 from knowledge_base.records import Entry, Status
-from knowledge_base.search.embedder import Embedder
+from knowledge_base.search.embedder import ONNX_TOKENIZER, Embedder
 from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.search.lexical import BM25Index
 from knowledge_base.search.ranking import Thresholds
@@ -203,6 +203,12 @@ def run_retrieval(
         "peak_rss_mb": peak_rss_mb(),
     }
     log(_line("bm25", report["configs"]["bm25"]))
+    report["vocabulary"] = coverage = vocabulary_coverage(queries, settings.model_path)
+    if coverage:
+        log(
+            f"[vocabulary] {coverage['outside']} of {coverage['chars']} query characters are outside the ONNX "
+            f"export's trimmed vocabulary {coverage['examples'] or ''}"
+        )
     report.update({k: v for k, v in report["configs"]["default"].items()})
     report.update(
         kb_file=str(kb_file),
@@ -214,6 +220,32 @@ def run_retrieval(
         command=" ".join(["hotline", *sys.argv[1:]]),
     )
     return report
+
+
+def vocabulary_coverage(queries: list[LabelledQuery], model_dir: Path) -> dict[str, Any]:
+    """How many query characters the ONNX export's trimmed vocabulary lacks (each becomes ``<unk>`` there).
+
+    Counted on the text as the tokenizer normalises it, prefix aside. Empty when the folder has no trimmed export.
+
+    Returns:
+        ``{"chars": ..., "outside": ..., "examples": {character: count}}`` (the ten most frequent outside).
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer
+
+    from hotline.onnx_vocab import outside_chars
+
+    path = Path(model_dir) / ONNX_TOKENIZER
+    if not path.is_file():
+        return {}
+    normalizer = Tokenizer.from_file(str(path)).normalizer
+    chars, outside = 0, Counter[str]()
+    for q in queries:
+        text = normalizer.normalize_str(q.query) if normalizer is not None else q.query
+        chars += sum(1 for c in text if not c.isspace())
+        outside.update(outside_chars(text))
+    return {"chars": chars, "outside": sum(outside.values()), "examples": dict(outside.most_common(10))}
 
 
 def bm25_alone(

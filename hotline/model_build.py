@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowledge_base.errors import ModelNotBuilt
-from knowledge_base.search.embedder import ONNX_MODEL, ONNX_PROVENANCE
+from knowledge_base.search.embedder import ONNX_DATA, ONNX_MODEL, ONNX_PROVENANCE, ONNX_TOKENIZER
 
 if TYPE_CHECKING:
     import numpy as np
@@ -636,15 +636,18 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 # -------------------------------------------------------------------------------- ONNX
 
 # Bump when the exported graph or its inputs change: older exports then fail onnx_is_current() and are redone.
-ONNX_FORMAT_VERSION = 1
+# 2: the vocabulary trimmed to the hotline's characters (onnx/tokenizer.json), weights in onnx/model.onnx.data.
+ONNX_FORMAT_VERSION = 2
 # Opset 17 has LayerNormalization as one operator (fused by ONNX Runtime); every onnxruntime >= 1.14 runs it.
 _ONNX_OPSET = 17
 # The export must give torch's vectors: a lower cosine on these means a broken graph, not rounding.
 _ONNX_MIN_COSINE = 0.9999
+_ONNX_FILES = (ONNX_MODEL, ONNX_DATA, ONNX_TOKENIZER)
 _ONNX_CHECK_TEXTS = (
     "query: 社保卡丢了怎么补办",
     "query: 請問喺深圳點樣申請公屋？",
     "query: 新冠疫苗第三针什么时候可以打，需要预约吗",
+    "query: ETC卡怎么办理？COVID-19 加强针 ① 体温37.3℃ 😷 ｐｃｒ Zhōngguó ㄅㄆ カタカナ 서울",
     "query: " + "我想咨询一下公积金提取的问题，" * 40,
 )
 
@@ -665,22 +668,24 @@ def onnx_is_current(folder: Path) -> bool:
         folder: a model folder.
 
     Returns:
-        True when ``onnx/model.onnx`` has the size ``onnx/EXPORT.json`` records and was made from the
-        folder as it is now (its ``PROVENANCE.json``).
+        True when every file ``onnx/EXPORT.json`` lists (graph, weights, tokenizer) has the recorded size and
+        the export was made from the folder as it is now (its ``PROVENANCE.json``).
     """
     folder = Path(folder)
     try:
         record = json.loads((folder / ONNX_PROVENANCE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    graph = folder / ONNX_MODEL
-    return (
-        isinstance(record, dict)
-        and record.get("format_version") == ONNX_FORMAT_VERSION
-        and graph.is_file()
-        and record.get("file", {}).get("size") == graph.stat().st_size
-        and record.get("made_from") == _folder_digest(folder)
-    )
+    if not isinstance(record, dict) or record.get("format_version") != ONNX_FORMAT_VERSION:
+        return False
+    files = record.get("files")
+    if not isinstance(files, dict) or any(name not in files for name in _ONNX_FILES):
+        return False
+    for name in _ONNX_FILES:
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != files[name].get("size"):
+            return False
+    return bool(record.get("made_from") == _folder_digest(folder))
 
 
 def _check_exportable(folder: Path) -> None:
@@ -701,13 +706,19 @@ def _check_exportable(folder: Path) -> None:
 
 
 def export_onnx(folder: Path, *, progress: bool = True, force: bool = False) -> Path:
-    """Export the model of ``folder`` to ``folder/onnx/model.onnx`` (float32), pooling and normalisation included.
+    """Export the model of ``folder`` to ``folder/onnx/`` (float32), pooling and normalisation included.
 
     The graph takes ``input_ids`` and ``attention_mask`` (int64, batch x tokens) and returns
     ``sentence_embedding`` (batch x dim): the masked mean of the last hidden states, L2-normalised,
-    exactly as the folder's sentence-transformers modules compute it. Before it is moved into
-    place, ONNX Runtime's vectors are compared with torch's on a few texts (cosine >= 0.9999).
-    ``onnx/EXPORT.json`` records the checksum, the tools' versions and the check.
+    exactly as the folder's sentence-transformers modules compute it.
+
+    The vocabulary is trimmed to the pieces a Chinese hotline's text can be cut into
+    (:mod:`hotline.onnx_vocab`: 127,847 of 250,002 for multilingual-e5-small): ``onnx/tokenizer.json``
+    renumbers them and the graph holds only their embedding rows. The weights are stored beside the
+    graph in ``onnx/model.onnx.data``, which ONNX Runtime memory-maps, so processes on one host share
+    the embedding table's pages. Before the export is moved into place, the trimmed tokenizer's ids are
+    compared with the full one's on a few texts, and ONNX Runtime's vectors with torch's (cosine >= 0.9999).
+    ``onnx/EXPORT.json`` records the files' checksums, the tools' versions and the check.
 
     Args:
         folder: a sentence-transformers folder (Transformer + mean Pooling + Normalize).
@@ -718,7 +729,7 @@ def export_onnx(folder: Path, *, progress: bool = True, force: bool = False) -> 
         The path of the graph.
 
     Raises:
-        ModelNotBuilt: the folder is not exportable, or the export does not reproduce torch's vectors.
+        ModelNotBuilt: the folder is not exportable, or the export does not reproduce torch's ids and vectors.
     """
     folder = Path(folder)
     graph = folder / ONNX_MODEL
@@ -730,21 +741,22 @@ def export_onnx(folder: Path, *, progress: bool = True, force: bool = False) -> 
         print(f"exporting {folder.name} to ONNX (about a minute)", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=".onnx.export-", dir=folder))
     try:
-        check = _export_graph(folder, tmp / Path(ONNX_MODEL).name)
+        check, vocabulary = _export_graph(folder, tmp)
         record = {
             "format_version": ONNX_FORMAT_VERSION,
             "made_from": _folder_digest(folder),
-            "file": {
-                "path": ONNX_MODEL,
-                "size": (tmp / Path(ONNX_MODEL).name).stat().st_size,
-                "sha256": _sha256(tmp / Path(ONNX_MODEL).name),
+            "files": {
+                name: {"size": (tmp / Path(name).name).stat().st_size, "sha256": _sha256(tmp / Path(name).name)}
+                for name in _ONNX_FILES
             },
             "precision": "float32",
             "opset": _ONNX_OPSET,
             "inputs": ["input_ids", "attention_mask"],
             "output": "sentence_embedding (masked mean pooling, L2-normalised)",
+            "vocabulary": vocabulary,
             "tools": {
-                name: importlib.metadata.version(name) for name in ("torch", "transformers", "onnx", "onnxruntime")
+                name: importlib.metadata.version(name)
+                for name in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers")
             },
             "check": check,
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -760,11 +772,26 @@ def export_onnx(folder: Path, *, progress: bool = True, force: bool = False) -> 
     return graph
 
 
-def _export_graph(folder: Path, path: Path) -> dict[str, Any]:
-    """Trace the model with pooling into ``path`` and compare ONNX Runtime with torch; returns the comparison."""
+def _trimmed_tokenizer(folder: Path, out_dir: Path) -> list[int] | None:
+    """Write the export's ``tokenizer.json`` into ``out_dir``; returns the kept rows (None: nothing trimmed)."""
+    from hotline.onnx_vocab import trim_tokenizer
+
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    target = out_dir / Path(ONNX_TOKENIZER).name
+    if spec.get("model", {}).get("type") != "Unigram":  # another folder's WordPiece/BPE: kept whole
+        shutil.copyfile(folder / "tokenizer.json", target)
+        return None
+    trimmed, kept = trim_tokenizer(spec)
+    target.write_text(json.dumps(trimmed, ensure_ascii=False), encoding="utf-8")
+    return kept
+
+
+def _export_graph(folder: Path, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Trace the model with pooling into ``out_dir`` and compare with torch; returns the comparison and vocabulary."""
     import warnings
 
     import numpy as np
+    import onnx
     import onnxruntime
     import torch
     from tokenizers import Tokenizer
@@ -772,27 +799,44 @@ def _export_graph(folder: Path, path: Path) -> dict[str, Any]:
 
     settings = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
     model_args = settings.get("model_args", {}) if isinstance(settings, dict) else {}
+    max_length = int(settings.get("max_seq_length", 512))
     # Eager attention: the traced graph then has plain MatMul/Softmax, which every ONNX Runtime fuses.
     bert = AutoModel.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager", **model_args)
     module = _pooled_model_class()(bert).eval()
+    rows = int(bert.get_input_embeddings().weight.shape[0])
+    kept = _trimmed_tokenizer(folder, out_dir)
 
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=int(settings.get("max_seq_length", 512)))
-    pad = tokenizer.token_to_id("<pad>")
-    tokenizer.enable_padding(pad_id=int(pad if pad is not None else 0))
-    encodings = tokenizer.encode_batch(list(_ONNX_CHECK_TEXTS))
-    ids = np.array([e.ids for e in encodings], dtype=np.int64)
-    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def encode(tokenizer_json: Path) -> tuple[np.ndarray, np.ndarray]:
+        tokenizer = Tokenizer.from_file(str(tokenizer_json))
+        tokenizer.enable_truncation(max_length=max_length)
+        pad = tokenizer.token_to_id("<pad>")
+        tokenizer.enable_padding(pad_id=int(pad if pad is not None else 0))
+        encodings = tokenizer.encode_batch(list(_ONNX_CHECK_TEXTS))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        return ids, np.array([e.attention_mask for e in encodings], dtype=np.int64)
 
+    ids, mask = encode(folder / "tokenizer.json")
+    trimmed_ids, trimmed_mask = encode(out_dir / Path(ONNX_TOKENIZER).name)
+    if kept is not None:
+        mapped = np.asarray(kept, dtype=np.int64)[trimmed_ids]
+        if not (np.array_equal(mapped * trimmed_mask, ids * mask) and np.array_equal(trimmed_mask, mask)):
+            raise ModelNotBuilt(f"the trimmed tokenizer of {folder} does not cut the check texts as the full one does")
+
+    traced = out_dir / "traced.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript and gives the same graph
         # here; its tracer warnings are about Python branches on shapes that hold for every input length.
         warnings.simplefilter("ignore")
         expected = module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        if kept is not None:
+            table = bert.get_input_embeddings().weight[torch.tensor(kept)].clone()
+            trimmed = torch.nn.Embedding(*table.shape)
+            trimmed.weight = torch.nn.Parameter(table, requires_grad=False)
+            bert.set_input_embeddings(trimmed)
         torch.onnx.export(
             module,
-            (torch.from_numpy(ids[:1, :8]), torch.from_numpy(mask[:1, :8])),
-            str(path),
+            (torch.from_numpy(trimmed_ids[:1, :8]), torch.from_numpy(trimmed_mask[:1, :8])),
+            str(traced),
             dynamo=False,
             input_names=["input_ids", "attention_mask"],
             output_names=["sentence_embedding"],
@@ -803,19 +847,32 @@ def _export_graph(folder: Path, path: Path) -> dict[str, Any]:
             },
             opset_version=_ONNX_OPSET,
         )
+    path = out_dir / Path(ONNX_MODEL).name
+    # Weights in a file of their own: ONNX Runtime maps it instead of copying it out of the protobuf.
+    onnx.save(
+        onnx.load(str(traced)),
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=Path(ONNX_DATA).name,
+        size_threshold=1024,
+    )
+    traced.unlink()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    (got,) = session.run(None, {"input_ids": trimmed_ids, "attention_mask": trimmed_mask})
     cosines = (got * expected).sum(axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1))
     check = {
         "texts": len(_ONNX_CHECK_TEXTS),
+        "same_ids_as_full_tokenizer": True,
         "min_cosine_vs_torch": round(float(cosines.min()), 7),
         "max_abs_diff_vs_torch": float(np.abs(got - expected).max()),
     }
     if check["min_cosine_vs_torch"] < _ONNX_MIN_COSINE:
         raise ModelNotBuilt(f"the ONNX export of {folder} does not reproduce torch's vectors: {check}")
-    return check
+    vocabulary = {"rows": rows, "kept": rows if kept is None else len(kept), "rule": "hotline.onnx_vocab"}
+    return check, vocabulary
 
 
 def _pooled_model_class() -> Any:

@@ -25,8 +25,11 @@ from knowledge_base.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The exported graph inside a model folder, and the record of how it was made (hotline/model_build.py writes both).
+# The exported graph inside a model folder, its weights, its own (trimmed) tokenizer and the record of how it was
+# made (hotline/model_build.py writes them all).
 ONNX_MODEL = "onnx/model.onnx"
+ONNX_DATA = "onnx/model.onnx.data"
+ONNX_TOKENIZER = "onnx/tokenizer.json"
 ONNX_PROVENANCE = "onnx/EXPORT.json"
 
 
@@ -154,7 +157,6 @@ class OnnxEmbedder:
         export = self.model_dir / ONNX_PROVENANCE
         backend = f"onnx@{hashlib.sha256(export.read_bytes()).hexdigest()[:12]}" if export.is_file() else "onnx"
         return f"{tag}|{backend}|prefix={self.prefix!r}"
-        return f"{tag}|prefix={self.prefix!r}"
 
     def load(self) -> None:
         """Open the tokenizer and the ONNX Runtime session now (idempotent)."""
@@ -172,7 +174,7 @@ class OnnxEmbedder:
             import onnxruntime
             from tokenizers import Tokenizer
 
-            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            tokenizer = Tokenizer.from_file(str(self._tokenizer_path()))
             tokenizer.no_padding()  # padding is done per batch below, to the batch's longest text
             tokenizer.enable_truncation(max_length=self._max_length())
             pad = tokenizer.token_to_id("<pad>")
@@ -186,6 +188,11 @@ class OnnxEmbedder:
             session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
             self._tokenizer, self._pad_id = tokenizer, int(pad if pad is not None else 0)
             self._session = session
+
+    def _tokenizer_path(self) -> Path:
+        """The export's own tokenizer (its ids number the graph's trimmed vocabulary), else the folder's."""
+        own = self.model_dir / ONNX_TOKENIZER
+        return own if own.is_file() else self.model_dir / "tokenizer.json"
 
     def _max_length(self) -> int:
         """sentence-transformers' ``max_seq_length`` for the folder (the tokenizer's own limit otherwise)."""

@@ -1,4 +1,8 @@
-"""The real thing: the ONNX export of multilingual-e5-small gives sentence-transformers' vectors."""
+"""The real thing: the ONNX export of multilingual-e5-small gives sentence-transformers' vectors.
+
+The export's vocabulary is trimmed to a hotline's characters (hotline/onnx_vocab.py): its tokenizer must cut
+every text of the sample knowledge base and of the tests into the full tokenizer's pieces, renumbered.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,17 @@ import numpy as np
 import pytest
 
 from hotline.model_build import export_onnx, onnx_is_current
-from knowledge_base.search.embedder import OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
+from hotline.onnx_vocab import outside_chars
+from knowledge_base.search.embedder import (
+    ONNX_DATA,
+    ONNX_MODEL,
+    ONNX_TOKENIZER,
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    make_embedder,
+)
 from knowledge_base.settings import load_settings
+from knowledge_base.transfer import read_entries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,6 +71,16 @@ def onnx_embedder(model_dir: Path) -> OnnxEmbedder:
     return embedder
 
 
+SAMPLE = Path(__file__).resolve().parents[2] / "knowledge_base" / "sample"
+
+
+def _sample_texts() -> list[str]:
+    """Every question, phrasing and answer of the sample knowledge base, and the sample's test questions."""
+    texts = [t for e in read_entries(SAMPLE / "guangdong_kb.yaml") for t in (*e.phrasings(), e.answer)]
+    lines = (SAMPLE / "test_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    return texts + [json.loads(line)["query"] for line in lines if line.strip()]
+
+
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray((a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
 
@@ -99,13 +122,55 @@ def test_long_text_is_cut_to_the_folders_max_seq_length(onnx_embedder, real_embe
     assert _cosines(longer, real_embedder.encode([long + "另外请问社保卡怎么补办"])).min() >= 0.9999
 
 
+def test_the_trimmed_tokenizer_cuts_every_sample_text_as_the_full_one(model_dir) -> None:
+    from tokenizers import Tokenizer
+
+    full = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    trimmed = Tokenizer.from_file(str(model_dir / ONNX_TOKENIZER))
+    assert 100_000 < trimmed.get_vocab_size() < full.get_vocab_size() // 2 + 10_000
+    texts = ["query: " + t for t in [*_sample_texts(), *SENTENCES]]
+    assert len(texts) > 1200  # 841 phrasings, 182 answers, 199 questions, the sentences above
+    for text, want, got in zip(texts, full.encode_batch(texts), trimmed.encode_batch(texts), strict=True):
+        assert not outside_chars(full.normalizer.normalize_str(text)), text
+        assert [full.token_to_id(trimmed.id_to_token(i)) for i in got.ids] == want.ids, text
+    # The special tokens keep their ids (the pad id is the graph's padding, <unk> the fallback).
+    for token in ("<s>", "<pad>", "</s>", "<unk>"):
+        assert trimmed.token_to_id(token) == full.token_to_id(token)
+
+
+def test_a_character_outside_the_kept_set_becomes_unk(model_dir) -> None:
+    from tokenizers import Tokenizer
+
+    full = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    trimmed = Tokenizer.from_file(str(model_dir / ONNX_TOKENIZER))
+    text = "query: Привет 社保卡"  # Cyrillic: no Chinese hotline text, so its pieces are not kept
+    assert outside_chars(full.normalizer.normalize_str(text)) == list("Привет")
+    assert full.token_to_id("<unk>") not in full.encode(text).ids
+    assert trimmed.token_to_id("<unk>") in trimmed.encode(text).ids
+    # The Chinese after it is cut alike.
+    assert [trimmed.id_to_token(i) for i in trimmed.encode(text).ids][-3:] == full.encode(text).tokens[-3:]
+
+
+def test_sample_questions_match_sentence_transformers(onnx_embedder, real_embedder, record_property) -> None:
+    lines = (SAMPLE / "test_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line)["query"] for line in lines if line.strip()]
+    cosines = _cosines(onnx_embedder.encode(questions), real_embedder.encode(questions))
+    record_property("min_cosine_sample_questions", float(cosines.min()))
+    assert cosines.min() >= 0.9999
+
+
 def test_the_export_is_recorded_and_current(model_dir, onnx_embedder) -> None:
     record = json.loads((model_dir / "onnx" / "EXPORT.json").read_text(encoding="utf-8"))
     assert onnx_is_current(model_dir)
     assert record["precision"] == "float32"
-    assert record["file"]["size"] == (model_dir / "onnx" / "model.onnx").stat().st_size
-    assert len(record["file"]["sha256"]) == 64
+    for name in (ONNX_MODEL, ONNX_DATA, ONNX_TOKENIZER):
+        assert record["files"][name]["size"] == (model_dir / name).stat().st_size
+        assert len(record["files"][name]["sha256"]) == 64
+    assert record["vocabulary"]["kept"] == onnx_embedder._tokenizer.get_vocab_size()
+    assert record["check"]["same_ids_as_full_tokenizer"] is True
     assert record["check"]["min_cosine_vs_torch"] >= 0.9999
+    # The weights live beside the graph (memory-mapped by ONNX Runtime), not inside it.
+    assert (model_dir / ONNX_MODEL).stat().st_size < 5_000_000 < (model_dir / ONNX_DATA).stat().st_size
     assert export_onnx(model_dir, progress=False) == model_dir / "onnx" / "model.onnx"  # current: kept
 
 

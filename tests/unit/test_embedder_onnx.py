@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 from hotline.bench import configurations, run_retrieval
-from hotline.model_build import _check_exportable, onnx_is_current
+from hotline.model_build import ONNX_FORMAT_VERSION, _check_exportable, _folder_digest, onnx_is_current
 from knowledge_base.errors import ModelNotBuilt
 from knowledge_base.search.embedder import (
+    ONNX_DATA,
     ONNX_MODEL,
     ONNX_PROVENANCE,
+    ONNX_TOKENIZER,
     FakeEmbedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
@@ -123,6 +125,16 @@ def test_texts_are_cut_to_max_seq_length(tiny) -> None:
     np.testing.assert_allclose(embedder.encode([long])[0], _expected(table, long), atol=1e-5)
 
 
+def test_the_exports_own_tokenizer_is_used_when_there_is_one(tiny) -> None:
+    folder, table = tiny
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = spec["model"]["vocab"]
+    vocab["社保"], vocab["疫苗"] = vocab["疫苗"], vocab["社保"]  # the export numbers its pieces its own way
+    (folder / ONNX_TOKENIZER).write_text(json.dumps(spec), encoding="utf-8")
+    got = OnnxEmbedder(folder, prefix="").encode(["社保"])[0]
+    np.testing.assert_allclose(got, _expected(table, "疫苗"), atol=1e-5)
+
+
 def test_no_texts_give_an_empty_matrix_of_the_right_width(tiny) -> None:
     assert OnnxEmbedder(tiny[0]).encode([]).shape == (0, DIM)
 
@@ -189,6 +201,22 @@ def test_the_retrieval_bench_runs_both_encoders(default) -> None:
 def test_no_export_means_not_current(tiny, tmp_path) -> None:
     assert not onnx_is_current(tmp_path)
     assert not onnx_is_current(tiny[0])  # a graph without its EXPORT.json record
+
+
+def test_an_export_of_the_previous_format_or_missing_a_file_is_not_current(tiny) -> None:
+    folder, _ = tiny
+    (folder / "PROVENANCE.json").write_text("{}")
+    (folder / ONNX_DATA).write_bytes(b"weights")
+    (folder / ONNX_TOKENIZER).write_text((folder / "tokenizer.json").read_text())
+    files = {name: {"size": (folder / name).stat().st_size} for name in (ONNX_MODEL, ONNX_DATA, ONNX_TOKENIZER)}
+    record = {"format_version": ONNX_FORMAT_VERSION, "made_from": _folder_digest(folder), "files": files}
+    (folder / ONNX_PROVENANCE).write_text(json.dumps(record))
+    assert onnx_is_current(folder)
+    (folder / ONNX_PROVENANCE).write_text(json.dumps({**record, "format_version": 1}))
+    assert not onnx_is_current(folder)  # a graph with the whole vocabulary inside it: exported again
+    (folder / ONNX_PROVENANCE).write_text(json.dumps(record))
+    (folder / ONNX_DATA).unlink()
+    assert not onnx_is_current(folder)
 
 
 def test_only_mean_pooling_with_normalisation_is_exported(tmp_path) -> None:
