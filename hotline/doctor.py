@@ -231,7 +231,7 @@ def check_rasa_env(root: Path, *, timeout: float = 180.0) -> Check:
 
 def check_model(settings: Settings, *, load: bool = True) -> Check:
     """The embedding model folder is complete and (with ``load``) loads and embeds a sentence."""
-    from hotline.model_build import is_built
+    from hotline.model_build import is_built, onnx_is_current
 
     path = settings.model_path
     if not settings.model_dir and not is_built(path):
@@ -251,6 +251,15 @@ def check_model(settings: Settings, *, load: bool = True) -> Check:
             Level.FAIL,
             f"embedder is onnx but {path} has no ONNX export (onnx/model.onnx)",
             "hotline model build (exports it), or set embedder: torch",
+        )
+    if settings.embedder == "onnx" and not onnx_is_current(path):
+        # An export of an older format still runs, but holds the whole vocabulary in float32 (about 3 times the
+        # memory); a missing weights or tokenizer file fails at load.
+        return Check(
+            "embedding model",
+            Level.WARN,
+            f"the ONNX export in {path} is incomplete, out of date or of an older format (onnx/EXPORT.json)",
+            "hotline model build (exports it again)",
         )
     if not load:
         return Check("embedding model", Level.OK, f"{path} is complete (not loaded)")
