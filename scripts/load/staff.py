@@ -16,12 +16,18 @@ class StaffError(RuntimeError):
     """Sign-in, the admin's forms or a publish did not work as a browser would see them; the message says how."""
 
 
-def sign_in(session: requests.Session, base_url: str, username: str, password: str, timeout: float) -> None:
-    """Sign ``session`` in through the sign-in form (CSRF token included), as a browser would."""
-    page = session.get(f"{base_url}/staff/login", timeout=timeout)
+def page_token(session: requests.Session, url: str, timeout: float) -> str:
+    """Open the page at ``url`` and return its CSRF token, as a browser's next form post would carry it."""
+    page = session.get(url, timeout=timeout)
     token = csrf_token(page.text)
     if page.status_code != 200 or token is None:
-        raise StaffError(f"{base_url}/staff/login: HTTP {page.status_code}, no csrf-token meta tag")
+        raise StaffError(f"{url}: HTTP {page.status_code}, no csrf-token meta tag")
+    return token
+
+
+def sign_in(session: requests.Session, base_url: str, username: str, password: str, timeout: float) -> None:
+    """Sign ``session`` in through the sign-in form (CSRF token included), as a browser would."""
+    token = page_token(session, f"{base_url}/staff/login", timeout)
     reply = session.post(
         f"{base_url}/staff/login",
         data={"username": username, "password": password, "csrf_token": token},
@@ -74,10 +80,7 @@ def publish(
         raise StaffError(f"saving the draft: HTTP {saved.status_code}")
     # The reviewer opens the draft (its page runs the quality checks) and publishes it with the CSRF token of
     # their own session; a new draft is version 1.
-    page = reviewer.get(f"{base_url}/admin/drafts/{draft.group(1)}", timeout=timeout)
-    token = csrf_token(page.text)
-    if page.status_code != 200 or token is None:
-        raise StaffError(f"the reviewer opening draft {draft.group(1)}: HTTP {page.status_code}")
+    token = page_token(reviewer, f"{base_url}/admin/drafts/{draft.group(1)}", timeout)
     published = reviewer.post(
         f"{base_url}/admin/drafts/{draft.group(1)}/publish",
         data={"csrf_token": token, "draft_version": "1"},
