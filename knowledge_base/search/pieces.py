@@ -87,6 +87,9 @@ class PieceTokenizer:
         max_length: ids per text at most, the two special ones included (``max_seq_length``).
 
     Example:
+        >>> PieceTokenizer("var/models/multilingual-e5-small/onnx/tokenizer.model", 2)
+        Traceback (most recent call last):
+        ValueError: max_length must be >= 3, got 2
         >>> tokenizer = PieceTokenizer("var/models/multilingual-e5-small/onnx/tokenizer.model", 512)  # doctest: +SKIP
         >>> tokenizer.encode(["query: 社保卡"])  # doctest: +SKIP
         [[0, 41, 1016, 12, 6, 1360, 3090]]
