@@ -98,12 +98,13 @@ def test_two_threads_creating_one_new_file_at_once_both_succeed(tmp_path: Path):
     barrier = threading.Barrier(4)
 
     def start() -> None:
-        db = open_database(path)
         try:
-            barrier.wait()
+            db = open_database(path)
+            barrier.wait(timeout=60)
             SQLStore(db)
         except BaseException as exc:  # reported below
             errors.append(exc)
+            barrier.abort()  # the others stop waiting for a thread that will not come
 
     threads = [threading.Thread(target=start) for _ in range(4)]
     for t in threads:
