@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import csv
 import os
-import platform
 import subprocess
 import threading
 import time
@@ -98,22 +97,13 @@ class Sampler(threading.Thread):
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        model = platform.processor()
+    """The machine, as every benchmark of the project names it, with the load it carried before the run."""
+    from hotline.bench import machine as bench_machine
+
     return {
-        "cpu": model,
-        "cores": psutil.cpu_count(logical=True),
+        **bench_machine(),
         "physical_cores": psutil.cpu_count(logical=False),
-        "ram_gib": round(psutil.virtual_memory().total / 1024**3, 1),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
     }
 
 
@@ -187,7 +177,7 @@ def print_summary(s: dict[str, Any]) -> None:
         f"  command: {s['command']}",
         f"  locust:  {s['locust_command']}",
         f"  code:    {s['git'] or 'unknown'}; started {s['started_at']}",
-        f"  machine: {m['cpu']}, {m['cores']} logical cores, {m['ram_gib']} GiB RAM, load average before "
+        f"  machine: {m['cpu']}, {m['cores']} logical cores, {m['memory_gib']} GiB RAM, load average before "
         f"{'/'.join(str(x) for x in m['load_average_before'])}; {m['platform']}",
         f"  load:    {s['load']}",
         f"  measured window {s['window_s']} s (after warm-up and spawning); servers ready in {s['startup_s']} s",
