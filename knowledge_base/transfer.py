@@ -68,7 +68,7 @@ import os
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -180,7 +180,7 @@ def read_entries(
         codec = codecs.lookup(encoding).name
     except LookupError:
         raise ValueError(f"未知编码“{encoding}”") from None
-    problems = _Problems(name or path.name)
+    problems = Problems(name or path.name)
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         problems.add(None, None, f"文件太大（{_mb(size)}），最多 {_mb(MAX_FILE_BYTES)}")
@@ -189,7 +189,7 @@ def read_entries(
     if fmt == "xlsx":
         rows = _xlsx_rows(path, problems)
     else:
-        text = _decode(path.read_bytes(), codec, problems)
+        text = decode_text(path.read_bytes(), codec, problems)
         if text is None:
             raise problems.rejected()
         rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "yaml": _yaml_rows}[fmt](text, problems)
@@ -251,7 +251,7 @@ def write_entries(entries: Iterable[Entry], path: Path, *, format: str | None = 
 # --------------------------------------------------------------------------- problems
 
 
-class _Problems:
+class Problems:
     """Collects import problems, keeping at most :data:`MAX_PROBLEMS`."""
 
     def __init__(self, file: str) -> None:
@@ -304,7 +304,7 @@ _REPORTED = _Reported()
 # --------------------------------------------------------------------------- validation
 
 
-def _collect(rows: _RowSource, problems: _Problems) -> list[Entry]:
+def _collect(rows: _RowSource, problems: Problems) -> list[Entry]:
     entries: list[Entry] = []
     seen: dict[str, int] = {}
     count = 0
@@ -341,7 +341,7 @@ def _key_of(raw: Mapping[str, object]) -> str:
         return ""
 
 
-def _build(row: int, raw: Mapping[str, object], problems: _Problems) -> Entry | None:
+def _build(row: int, raw: Mapping[str, object], problems: Problems) -> Entry | None:
     """One entry from one row's values, or None after reporting every bad cell."""
     bad = False
 
@@ -514,7 +514,7 @@ def _kind(value: object) -> str:
     return names.get(type(value).__name__, type(value).__name__)
 
 
-def _mapping_row(data: Mapping[object, object], row: int, problems: _Problems) -> dict[str, object] | None:
+def _mapping_row(data: Mapping[object, object], row: int, problems: Problems) -> dict[str, object] | None:
     """A JSON/YAML object keyed by English field names; None if a field is given twice."""
     values: dict[str, object] = {}
     given: dict[str, object] = {}
@@ -535,7 +535,8 @@ def _mapping_row(data: Mapping[object, object], row: int, problems: _Problems) -
 # --------------------------------------------------------------------------- text formats
 
 
-def _decode(data: bytes, codec: str, problems: _Problems) -> str | None:
+def decode_text(data: bytes, codec: str, problems: Problems) -> str | None:
+    """An uploaded text file's bytes as text, or None after a Chinese explanation (GBK, a workbook, bad bytes)."""
     if codec in ("utf-8", "utf-8-sig"):
         try:
             return data.decode("utf-8-sig")
@@ -562,7 +563,7 @@ def _decode(data: bytes, codec: str, problems: _Problems) -> str | None:
     return text.removeprefix("\ufeff")
 
 
-def _jsonl_rows(text: str, problems: _Problems) -> _RowSource:
+def _jsonl_rows(text: str, problems: Problems) -> _RowSource:
     # split on "\n" only: str.splitlines would also break at U+2028 inside JSON strings
     for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -580,7 +581,7 @@ def _jsonl_rows(text: str, problems: _Problems) -> _RowSource:
             yield line_no, values
 
 
-def _yaml_rows(text: str, problems: _Problems) -> _RowSource:
+def _yaml_rows(text: str, problems: Problems) -> _RowSource:
     import yaml
 
     try:
@@ -609,9 +610,9 @@ def _yaml_rows(text: str, problems: _Problems) -> _RowSource:
             yield index, values
 
 
-def _csv_rows(text: str, problems: _Problems) -> _RowSource:
+def csv_cells(text: str, problems: Problems) -> Iterator[tuple[int, list[str]]]:
+    """Each row of a CSV text with its row number, as the file has it; stops at broken quoting (reported)."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    header: dict[int, str] | None = None
     row_no = 0
     while True:
         row_no += 1
@@ -622,6 +623,12 @@ def _csv_rows(text: str, problems: _Problems) -> _RowSource:
         except csv.Error:
             problems.add(row_no, None, "不是有效的 CSV 文件（引号或分隔符有误）")
             return
+        yield row_no, cells
+
+
+def _csv_rows(text: str, problems: Problems) -> _RowSource:
+    header: dict[int, str] | None = None
+    for row_no, cells in csv_cells(text, problems):
         if not any(c.strip() for c in cells):
             continue
         if header is None:
@@ -629,10 +636,10 @@ def _csv_rows(text: str, problems: _Problems) -> _RowSource:
             if header is None:
                 return
             continue
-        yield row_no, {name: _unquote(cells[i]) for i, name in header.items() if i < len(cells)}
+        yield row_no, {name: unquote(cells[i]) for i, name in header.items() if i < len(cells)}
 
 
-def _read_header(names: list[object], row_no: int, problems: _Problems) -> dict[int, str] | None:
+def _read_header(names: list[object], row_no: int, problems: Problems) -> dict[int, str] | None:
     """Map column positions to fields; None (after reporting) when the header is unusable."""
     header: dict[int, str] = {}
     first: dict[str, object] = {}
@@ -653,7 +660,7 @@ def _read_header(names: list[object], row_no: int, problems: _Problems) -> dict[
     return header if ok else None
 
 
-def _unquote(text: str) -> str:
+def unquote(text: str) -> str:
     """Undo the export's formula guard: drop one apostrophe before = + - @ tab CR."""
     if text.startswith("'") and text.lstrip("'").startswith(_FORMULA_STARTS):
         return text[1:]
@@ -661,7 +668,7 @@ def _unquote(text: str) -> str:
 
 
 def _guard(text: str) -> str:
-    """Formula-injection guard for spreadsheet cells (undone by :func:`_unquote`)."""
+    """Formula-injection guard for spreadsheet cells (undone by :func:`unquote`)."""
     if text.lstrip("'").startswith(_FORMULA_STARTS):
         return "'" + text
     return text
@@ -670,7 +677,8 @@ def _guard(text: str) -> str:
 # --------------------------------------------------------------------------- Excel
 
 
-def _check_workbook_file(path: Path, problems: _Problems) -> bool:
+def check_workbook_file(path: Path, problems: Problems) -> bool:
+    """Whether ``path`` can be opened as an .xlsx workbook safely (a zip, not too large unpacked); else reported."""
     with open(path, "rb") as f:
         head = f.read(8)
     if not head:
@@ -704,8 +712,8 @@ def _check_workbook_file(path: Path, problems: _Problems) -> bool:
     return True
 
 
-def _xlsx_rows(path: Path, problems: _Problems) -> _RowSource:
-    if not _check_workbook_file(path, problems):
+def _xlsx_rows(path: Path, problems: Problems) -> _RowSource:
+    if not check_workbook_file(path, problems):
         return
     import openpyxl
 
@@ -766,7 +774,7 @@ def _xlsx_rows(path: Path, problems: _Problems) -> _RowSource:
                     )
                     value = _REPORTED
                 elif isinstance(value, str):
-                    value = _unquote(value)
+                    value = unquote(value)
                 values[name] = value
             yield row_no, values
     finally:

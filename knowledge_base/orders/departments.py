@@ -17,9 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import re
 import threading
@@ -40,7 +38,7 @@ from knowledge_base.storage.migrate import ensure_current
 
 # The entry importer's checks of a file (size, encoding, a real workbook) and its problem list, reused so that
 # both imports refuse a bad file in the same words; only the columns differ.
-from knowledge_base.transfer import MAX_FILE_BYTES, _check_workbook_file, _decode, _Problems, _unquote
+from knowledge_base.transfer import MAX_FILE_BYTES, Problems, check_workbook_file, csv_cells, decode_text, unquote
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +259,7 @@ def read_departments(path: Path, *, name: str | None = None) -> list[Department]
             unreadable or empty file; nothing is returned then.
     """
     path = Path(path)
-    problems = _Problems(name or path.name)
+    problems = Problems(name or path.name)
     suffix = path.suffix.lower()
     if suffix not in (".xlsx", ".csv"):
         problems.add(None, None, "职责清单只能从 Excel（.xlsx）或 CSV（.csv）文件导入")
@@ -271,11 +269,11 @@ def read_departments(path: Path, *, name: str | None = None) -> list[Department]
         raise problems.rejected()
     rows: Iterator[tuple[int, list[object]]]
     if suffix == ".xlsx":
-        if not _check_workbook_file(path, problems):
+        if not check_workbook_file(path, problems):
             raise problems.rejected()
         rows = _xlsx_cells(path, problems)
     else:
-        text = _decode(path.read_bytes(), "utf-8", problems)
+        text = decode_text(path.read_bytes(), "utf-8", problems)
         if text is None:
             raise problems.rejected()
         rows = _csv_cells(text, problems)
@@ -322,7 +320,7 @@ def describe(problem: object) -> str:
     return f"{file}{f' 第 {row} 行' if row is not None else ''}{f'「{column}」' if column else ''}：{message}"
 
 
-def _header(cells: list[object], row_no: int, problems: _Problems) -> dict[int, str] | None:
+def _header(cells: list[object], row_no: int, problems: Problems) -> dict[int, str] | None:
     header: dict[int, str] = {}
     for index, cell in enumerate(cells):
         column = _HEADERS.get(str(cell or "").strip().lower())
@@ -339,22 +337,12 @@ def _header(cells: list[object], row_no: int, problems: _Problems) -> dict[int, 
     return header
 
 
-def _csv_cells(text: str, problems: _Problems) -> Iterator[tuple[int, list[object]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    row_no = 0
-    while True:
-        row_no += 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error:
-            problems.add(row_no, None, "不是有效的 CSV 文件（引号或分隔符有误）")
-            return
-        yield row_no, [_unquote(c) for c in cells]
+def _csv_cells(text: str, problems: Problems) -> Iterator[tuple[int, list[object]]]:
+    for row_no, cells in csv_cells(text, problems):
+        yield row_no, [unquote(c) for c in cells]
 
 
-def _xlsx_cells(path: Path, problems: _Problems) -> Iterator[tuple[int, list[object]]]:
+def _xlsx_cells(path: Path, problems: Problems) -> Iterator[tuple[int, list[object]]]:
     import openpyxl
 
     try:
@@ -371,7 +359,7 @@ def _xlsx_cells(path: Path, problems: _Problems) -> Iterator[tuple[int, list[obj
             for formula in formulas:
                 problems.add(row_no, None, f"单元格是公式（{formula[:40]}）；公式不会导入，请直接填写内容")
             if not formulas:  # a row with a formula is reported once, not again as an empty cell
-                yield row_no, [_unquote(v) if isinstance(v, str) else v for v in cells]
+                yield row_no, [unquote(v) if isinstance(v, str) else v for v in cells]
     except Exception as err:  # broken sheet XML
         problems.add(None, None, f"无法读取这个工作簿，文件可能已损坏（{type(err).__name__}）")
     finally:
