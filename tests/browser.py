@@ -64,6 +64,23 @@ def serve(app: Any) -> Iterator[str]:
         server.shutdown()
 
 
+def wait_for_text(driver: Any, text: str, css: str = "main", timeout: float = 20) -> None:
+    """Wait until the element `css` shows `text`, across page loads.
+
+    While a form posts and the next page loads, reading an element can fail in
+    several ways (stale element, no such element, Chromium's "Node with given id
+    does not belong to the document"); each is retried until the timeout.
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: text in d.find_element(By.CSS_SELECTOR, css).text,
+        message=f"{text!r} never appeared in {css}",
+    )
+
+
 def sign_in(driver: Any, base: str, username: str, password: str) -> None:
     """Sign in through the login form as a person would."""
     from selenium.webdriver.common.by import By

@@ -21,7 +21,7 @@ from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.search.textnorm import TextNormaliser
 from knowledge_base.settings import load_settings
 from knowledge_base.storage.database import open_database
-from tests.browser import serve, shot, sign_in, start_chromium
+from tests.browser import serve, shot, sign_in, start_chromium, wait_for_text
 from web_widget import create_app
 
 pytestmark = [pytest.mark.browser]
@@ -53,12 +53,10 @@ def browser(tmp_path_factory):
 
 
 def test_dispatcher_moves_an_order_through_its_life(web, browser):
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     base, book, services = web["url"], web["book"], web["services"]
-    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))  # pages reload
     reason = "职责“噪音污染投诉”与诉求最接近（相似度 95%），命中关键词：噪音"
     late = book.create(
         channel="web", sender_id="s1", description="路灯坏了半个月", kind="complaint",
@@ -78,26 +76,26 @@ def test_dispatcher_moves_an_order_through_its_life(web, browser):
     shot(browser, "dispatch-list")
 
     browser.find_element(By.LINK_TEXT, order.number).click()
-    wait.until(lambda d: order.number in d.find_element(By.TAG_NAME, "h1").text)
+    wait_for_text(browser, order.number, "h1")
     assert reason in browser.find_element(By.TAG_NAME, "main").text
     assert (
         Select(browser.find_element(By.ID, "department")).first_selected_option.get_attribute("value") == "市生态环境局"
     )
     browser.find_element(By.XPATH, "//button[text()='派单']").click()
-    wait.until(lambda d: "已改为“已派单”" in d.find_element(By.TAG_NAME, "main").text)
+    wait_for_text(browser, "已改为“已派单”")
     browser.find_element(By.XPATH, "//button[text()='开始办理']").click()
-    wait.until(lambda d: "已改为“办理中”" in d.find_element(By.TAG_NAME, "main").text)
+    wait_for_text(browser, "已改为“办理中”")
     browser.find_element(By.ID, "reply").send_keys("已责令施工方晚十点后停止施工。")
     browser.find_element(By.NAME, "general").click()
     browser.find_element(By.XPATH, "//button[text()='办结']").click()
-    wait.until(lambda d: "已改为“已办结”" in d.find_element(By.TAG_NAME, "main").text)
+    wait_for_text(browser, "已改为“已办结”")
     assert "13812345678" not in browser.page_source
 
     browser.find_element(By.XPATH, "//button[text()='显示电话（回访用）']").click()
-    wait.until(lambda d: "13812345678" in d.find_element(By.CSS_SELECTOR, "dd.phone").text)
+    wait_for_text(browser, "13812345678", "dd.phone")
     browser.find_element(By.CSS_SELECTOR, "input[name=result][value=satisfied]").click()
     browser.find_element(By.XPATH, "//button[text()='记录回访']").click()
-    wait.until(lambda d: "已改为“已回访”" in d.find_element(By.TAG_NAME, "main").text)
+    wait_for_text(browser, "已改为“已回访”")
     history = browser.find_element(By.CSS_SELECTOR, "ol.history").text
     for words in (
         "派单（承办部门：市生态环境局）",

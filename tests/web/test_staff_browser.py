@@ -15,7 +15,7 @@ from knowledge_base.search.kb import KnowledgeBase
 from knowledge_base.search.textnorm import TextNormaliser
 from knowledge_base.settings import load_settings
 from knowledge_base.storage.database import open_database
-from tests.browser import serve, shot, sign_in, start_chromium
+from tests.browser import serve, shot, sign_in, start_chromium, wait_for_text
 from tests.conftest import sample_entries
 from web_widget import create_app
 
@@ -58,12 +58,9 @@ def _answer(browser: Any, button: str) -> None:
 
 
 def test_rollback_archive_discard_and_disable_ask_first(web, browser):
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, kb, services = web["url"], web["kb"], web["services"]
-    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))  # pages reload
     entry = kb.store.get_by_key("T-SB-1")
     sign_in(browser, base, "reviewer1", PASSWORD)
 
@@ -76,7 +73,7 @@ def test_rollback_archive_discard_and_disable_ask_first(web, browser):
     assert kb.get(entry.id).status.value == "published" and browser.current_url.endswith(f"/entries/{entry.id}")
     browser.find_element(By.ID, "archive").click()
     _answer(browser, "confirm-ok")
-    wait.until(lambda d: "已归档" in d.find_element(By.TAG_NAME, "main").text)
+    wait_for_text(browser, "已归档")
     assert kb.get(entry.id).status.value == "archived"
 
     # Rollback to the first revision: asked, then done as a new version.
@@ -86,7 +83,7 @@ def test_rollback_archive_discard_and_disable_ask_first(web, browser):
     assert kb.get(entry.id).version == 2
     browser.find_elements(By.CSS_SELECTOR, "button.rollback")[-1].click()
     _answer(browser, "confirm-ok")
-    wait.until(lambda d: "已回滚" in d.find_element(By.TAG_NAME, "main").text)
+    wait_for_text(browser, "已回滚")
     assert kb.get(entry.id).version == 3 and kb.get(entry.id).status.value == "published"
 
     # Discarding a draft.
@@ -97,7 +94,7 @@ def test_rollback_archive_discard_and_disable_ask_first(web, browser):
     assert services.workflow.draft(draft.id).is_open
     browser.find_element(By.ID, "discard").click()
     _answer(browser, "confirm-ok")
-    wait.until(lambda d: "草稿已放弃" in d.find_element(By.TAG_NAME, "main").text)
+    wait_for_text(browser, "草稿已放弃")
     assert not services.workflow.draft(draft.id).is_open
 
     # Disabling a user.
@@ -111,7 +108,7 @@ def test_rollback_archive_discard_and_disable_ask_first(web, browser):
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "editor1" in r.text)
     row.find_element(By.CSS_SELECTOR, "button.danger").click()
     _answer(browser, "confirm-ok")
-    wait.until(lambda d: "已停用 editor1" in d.find_element(By.TAG_NAME, "main").text)
+    wait_for_text(browser, "已停用 editor1")
     assert services.accounts.user("editor1").disabled
     services.accounts.set_disabled("editor1", False, actor="test")
 
@@ -191,7 +188,7 @@ def test_the_work_order_form_starts_empty_for_each_caller(web, browser):
     browser.find_element(By.ID, "order-description").send_keys("来电人要求回电")
     browser.find_element(By.ID, "order-name").send_keys("李四")
     browser.find_element(By.CSS_SELECTOR, "#order-form button[type=submit]").click()
-    wait.until(lambda d: "工单已创建" in d.find_element(By.ID, "notice").text)
+    wait_for_text(browser, "工单已创建", "#notice")
     open_form()
     assert browser.find_element(By.ID, "order-name").get_attribute("value") == ""
     assert "尚未查看条目" in browser.find_element(By.ID, "order-entries").text
