@@ -160,17 +160,24 @@ case "${1:-}" in
     # so that it never appears on a command line other users of the host can read (ps, /proc/PID/cmdline);
     # as one "--auth-token=VALUE" word, because a random token may start with "-" (argparse would take it for an option).
     # The timeouts (Rasa has no setting for its wait on the action server) are set in the same way, and
-    # channels/tuning.py takes out two costs measured under load (JAX's memory, a per-message schema check).
+    # channels/tuning.py takes out costs measured under load: TensorFlow's memory (not loaded at all when no
+    # component of the model needs it; otherwise JAX's part of it) and a per-message schema check.
     # One process: with the in-memory or Redis lock store Rasa 3.6 runs Sanic with one worker (SANIC_WORKERS
     # unset), serving in this process, so a supervisor sees its death; exec keeps it the same PID.
     unset SANIC_WORKERS
-    PYTHONPATH="$root/bot:$root" exec "$root/.venv-rasa/bin/python" -c '
+    PYTHONPATH="$root/bot:$root" HOTLINE_SERVED_MODEL="$model" exec "$root/.venv-rasa/bin/python" -c '
 import os, sys
-from channels.tuning import check_action_replies_with_one_validator, leave_out_jax
-leave_out_jax()
+from channels import tuning
+needing = tuning.components_needing_tensorflow(os.environ["HOTLINE_SERVED_MODEL"])
+if needing:
+    print("TensorFlow loaded: the model uses " + ", ".join(n.rsplit(".", 1)[-1] for n in needing), flush=True)
+    tuning.leave_out_jax()
+else:
+    print("TensorFlow not loaded: no component of the model needs it", flush=True)
+    tuning.leave_out_tensorflow()
 from channels.dialogue import configure_timeouts
 configure_timeouts(float(os.environ["HOTLINE_ACTION_TIMEOUT"]), float(os.environ["HOTLINE_DIALOGUE_TIMEOUT"]))
-check_action_replies_with_one_validator()
+tuning.check_action_replies_with_one_validator()
 from rasa.__main__ import main
 sys.argv = ["rasa", *sys.argv[1:], "--auth-token=" + os.environ["HOTLINE_RASA_TOKEN"]]
 sys.exit(main())' run --enable-api --interface "$rasa_host" \

@@ -86,3 +86,38 @@ def test_rasa_serves_without_jax_once_it_is_left_out():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_rasa_serves_the_trained_model_without_tensorflow():
+    """The shipped pipeline needs no TensorFlow: the model loads and understands messages without it."""
+    script = (
+        "import json, os, sys, asyncio\n"
+        "from channels.tuning import components_needing_tensorflow, leave_out_tensorflow\n"
+        "model = sys.argv[1]\n"
+        "needing = components_needing_tensorflow(model)\n"
+        "leave_out_tensorflow()\n"
+        "import rasa.__main__, rasa.core.run, rasa.server\n"
+        "from rasa.core.agent import load_agent\n"
+        "from channels.web import WebInput\n"
+        "agent = asyncio.run(load_agent(model_path=model))\n"
+        "async def intents():\n"
+        "    return [(await agent.parse_message(t))['intent']['name'] for t in ('你好', '我要投诉楼下噪音', '谢谢')]\n"
+        "names = asyncio.run(intents())\n"
+        "tf_dir = os.sep.join(('', 'site-packages', 'tensorflow', ''))\n"
+        "real = sorted(n for n, m in list(sys.modules.items()) if tf_dir in (getattr(m, '__file__', None) or ''))\n"
+        "print(json.dumps({'needing': needing, 'intents': names, 'real': real,\n"
+        "                  'stand_in': type(sys.modules['tensorflow']).__name__}))\n"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", script, str(REPO / "bot" / "models" / "hotline.tar.gz")],
+        cwd=REPO / "bot",
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["needing"] == []
+    assert result["real"] == [] and result["stand_in"] == "_StandInModule"
+    assert result["intents"] == ["greet", "complain", "thank"]
