@@ -161,7 +161,8 @@ case "${1:-}" in
     # as one "--auth-token=VALUE" word, because a random token may start with "-" (argparse would take it for an option).
     # The timeouts (Rasa has no setting for its wait on the action server) are set in the same way, and
     # channels/tuning.py takes out costs measured under load: TensorFlow's memory (not loaded at all when no
-    # component of the model needs it; otherwise JAX's part of it) and a per-message schema check.
+    # component of the model needs it; otherwise JAX's part of it), a per-message schema check and a walk of
+    # every event class for each stored event.
     # One process: with the in-memory or Redis lock store Rasa 3.6 runs Sanic with one worker (SANIC_WORKERS
     # unset), serving in this process, so a supervisor sees its death; exec keeps it the same PID.
     unset SANIC_WORKERS
@@ -178,6 +179,7 @@ else:
 from channels.dialogue import configure_timeouts
 configure_timeouts(float(os.environ["HOTLINE_ACTION_TIMEOUT"]), float(os.environ["HOTLINE_DIALOGUE_TIMEOUT"]))
 tuning.check_action_replies_with_one_validator()
+tuning.find_event_classes_in_one_table()
 from rasa.__main__ import main
 sys.argv = ["rasa", *sys.argv[1:], "--auth-token=" + os.environ["HOTLINE_RASA_TOKEN"]]
 sys.exit(main())' run --enable-api --interface "$rasa_host" \

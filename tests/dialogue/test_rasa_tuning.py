@@ -121,3 +121,55 @@ def test_rasa_serves_the_trained_model_without_tensorflow():
     assert result["needing"] == []
     assert result["real"] == [] and result["stand_in"] == "_StandInModule"
     assert result["intents"] == ["greet", "complain", "thank"]
+
+
+# Resolves every event type name (and names Rasa treats specially) with Rasa's walk, then with the table.
+EVENTS_SCRIPT = """
+import json
+from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.utils.common import all_subclasses
+from channels.tuning import find_event_classes_in_one_table
+
+names = sorted({cls.type_name for cls in all_subclasses(Event)}) + ["topic", "no_such_event"]
+
+def resolved():
+    out = []
+    for name in names:
+        for default in (None, UserUttered):
+            try:
+                found = Event.resolve_by_type(name, default)
+                out.append(found.__qualname__ if found else None)
+            except ValueError as error:
+                out.append("ValueError: " + str(error))
+    return out
+
+stored = [{"event": "user", "text": "社保卡丢了", "parse_data": {"intent": {"name": "ask_policy"}}},
+          {"event": "action", "name": "action_answer"}, {"event": "slot", "name": "region", "value": "深圳"},
+          {"event": "bot", "text": "您好"}, {"event": "session_started"}]
+stored = [{**event, "timestamp": 1.0} for event in stored]
+
+def rebuilt():  # as a tracker store rebuilds a conversation
+    return [(type(e).__name__, e.as_dict()) for e in (Event.from_parameters(s) for s in stored)]
+
+before, events_before = resolved(), rebuilt()
+find_event_classes_in_one_table()
+after, events_after = resolved(), rebuilt()
+print(json.dumps({"names": len(names), "before": before, "after": after,
+                  "same_events": events_before == events_after}, ensure_ascii=False))
+"""
+
+
+def test_event_classes_from_the_table_are_those_rasa_finds():
+    done = subprocess.run(
+        [PYTHON, "-c", EVENTS_SCRIPT],
+        cwd=REPO / "bot",
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["names"] > 20 and result["after"] == result["before"] and result["same_events"] is True
+    assert "UserUttered" in result["before"] and None in result["before"]  # "topic" resolves to nothing
+    assert result["before"][-2:] == ["ValueError: Unknown event name 'no_such_event'.", "UserUttered"]
