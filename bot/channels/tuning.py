@@ -54,7 +54,6 @@ def check_action_replies_with_one_validator() -> None:
     RemoteAction._validate_action_result = validate  # type: ignore[method-assign]
 
 
-
 def find_event_classes_in_one_table() -> None:
     """Make Rasa find an event's class by its type name in a table instead of walking every subclass.
 
@@ -78,6 +77,7 @@ def find_event_classes_in_one_table() -> None:
         return found if found is not None else walk(type_name, default)
 
     Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[method-assign, assignment]
+
 
 def leave_out_jax() -> None:
     """Keep TensorFlow from loading JAX into the Rasa server: about 100 MB less resident memory.
