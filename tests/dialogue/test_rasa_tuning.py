@@ -1,10 +1,11 @@
-"""bot/channels/tuning.py in Rasa's own Python: action-server replies are judged exactly as before the speed-up."""
+"""bot/channels/tuning.py in Rasa's own Python: what Rasa does with each change is what it did before it."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,21 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.dialogue
 
 PYTHON = str(REPO / ".venv-rasa" / "bin" / "python")
+
+
+def in_rasa(script: str, *args: str) -> Any:
+    """Run ``script`` in Rasa's Python as scripts/bot.sh does (bot/ and the root importable); its last line, as JSON."""
+    done = subprocess.run(
+        [PYTHON, "-c", script, *args],
+        cwd=REPO / "bot",
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
 
 # Replies an action server could send: valid ones, and malformed ones Rasa must refuse.
 REPLIES = [
@@ -51,16 +67,7 @@ print(json.dumps({"before": before, "after": verdicts(action)}, ensure_ascii=Fal
 
 
 def test_tuned_check_accepts_and_refuses_the_same_replies_with_the_same_message():
-    done = subprocess.run(
-        [PYTHON, "-c", SCRIPT, json.dumps(REPLIES)],
-        cwd=REPO / "bot",
-        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}"},  # as scripts/bot.sh sets it
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = in_rasa(SCRIPT, json.dumps(REPLIES))
     assert result["after"] == result["before"]
     assert result["before"][:3] == [True, True, True]
     refused = result["before"][3:]
@@ -69,23 +76,14 @@ def test_tuned_check_accepts_and_refuses_the_same_replies_with_the_same_message(
 
 def test_rasa_serves_without_jax_once_it_is_left_out():
     script = (
-        "import sys\n"
+        "import json, sys\n"
         "from channels.tuning import leave_out_jax\n"
         "leave_out_jax()\n"
         "import rasa.core.agent, rasa.core.run, tensorflow\n"
         "from channels.web import WebInput\n"
-        "print('jax' in sys.modules and sys.modules['jax'] is not None, 'tensorflow' in sys.modules)\n"
+        "print(json.dumps(['jax' in sys.modules and sys.modules['jax'] is not None, 'tensorflow' in sys.modules]))\n"
     )
-    done = subprocess.run(
-        [PYTHON, "-c", script],
-        cwd=REPO / "bot",
-        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}", "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["False", "True"]
+    assert in_rasa(script) == [False, True]
 
 
 def test_rasa_serves_the_trained_model_without_tensorflow():
@@ -108,16 +106,7 @@ def test_rasa_serves_the_trained_model_without_tensorflow():
         "print(json.dumps({'needing': needing, 'intents': names, 'real': real,\n"
         "                  'stand_in': type(sys.modules['tensorflow']).__name__}))\n"
     )
-    done = subprocess.run(
-        [PYTHON, "-c", script, str(REPO / "bot" / "models" / "hotline.tar.gz")],
-        cwd=REPO / "bot",
-        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = in_rasa(script, str(REPO / "bot" / "models" / "hotline.tar.gz"))
     assert result["needing"] == []
     assert result["real"] == [] and result["stand_in"] == "_StandInModule"
     assert result["intents"] == ["greet", "complain", "thank"]
@@ -160,16 +149,7 @@ print(json.dumps({"names": len(names), "before": before, "after": after,
 
 
 def test_event_classes_from_the_table_are_those_rasa_finds():
-    done = subprocess.run(
-        [PYTHON, "-c", EVENTS_SCRIPT],
-        cwd=REPO / "bot",
-        env={**os.environ, "PYTHONPATH": f"{REPO / 'bot'}{os.pathsep}{REPO}"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = in_rasa(EVENTS_SCRIPT)
     assert result["names"] > 20 and result["after"] == result["before"] and result["same_events"] is True
     assert "UserUttered" in result["before"] and None in result["before"]  # "topic" resolves to nothing
     assert result["before"][-2:] == ["ValueError: Unknown event name 'no_such_event'.", "UserUttered"]
