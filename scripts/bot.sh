@@ -169,13 +169,7 @@ case "${1:-}" in
     PYTHONPATH="$root/bot:$root" HOTLINE_SERVED_MODEL="$model" exec "$root/.venv-rasa/bin/python" -c '
 import os, sys
 from channels import tuning
-needing = tuning.components_needing_tensorflow(os.environ["HOTLINE_SERVED_MODEL"])
-if needing:
-    print("TensorFlow loaded: the model uses " + ", ".join(n.rsplit(".", 1)[-1] for n in needing), flush=True)
-    tuning.leave_out_jax()
-else:
-    print("TensorFlow not loaded: no component of the model needs it", flush=True)
-    tuning.leave_out_tensorflow()
+print(tuning.leave_out_what_the_model_does_not_use(os.environ["HOTLINE_SERVED_MODEL"]), flush=True)
 from channels.dialogue import configure_timeouts
 configure_timeouts(float(os.environ["HOTLINE_ACTION_TIMEOUT"]), float(os.environ["HOTLINE_DIALOGUE_TIMEOUT"]))
 tuning.check_action_replies_with_one_validator()

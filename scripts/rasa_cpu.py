@@ -5,7 +5,8 @@ Run with Rasa's Python from the repository root:
     .venv-rasa/bin/python scripts/rasa_cpu.py [--runs 5] [--messages 800]
 
 Each run is a fresh process (the arms alternate, so a machine that slows down meets both): it loads
-bot/models/hotline.tar.gz as scripts/bot.sh rasa would (TensorFlow's stand-ins or the real one), warms
+bot/models/hotline.tar.gz with TensorFlow's stand-ins or the real one (bot.sh's other tunings are not
+applied, so the arms differ only in TensorFlow), warms
 up, then classifies ``--messages`` messages and handles a quarter as many through the dialogue policies
 (no action server: the policies, the tracker and the NLU are what is measured), and reports its CPU
 seconds and peak resident memory.

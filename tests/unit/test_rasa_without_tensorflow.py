@@ -113,3 +113,29 @@ def test_stand_ins_import_subclass_and_compare_but_refuse_any_use():
         assert "needs TensorFlow" in result[used], used
     assert "tensorflow.constant needs TensorFlow" in result["constant"]
     assert result["again"] == "refused"
+
+
+# The start-up choice scripts/bot.sh makes, each in a fresh interpreter (it changes the import system).
+CHOICE = """
+import json, sys
+from bot.channels.tuning import leave_out_what_the_model_does_not_use
+said = leave_out_what_the_model_does_not_use(sys.argv[1])
+print(json.dumps({"said": said, "jax": "jax" in sys.modules and sys.modules["jax"] is None,
+                  "stand_ins": any(type(f).__name__ == "_StandInFinder" for f in sys.meta_path)}))
+"""
+
+
+def test_start_up_leaves_out_tensorflow_only_for_a_model_that_needs_none(tmp_path):
+    free = fake_model(tmp_path / "free.tar.gz", OURS)
+    diet = fake_model(tmp_path / "diet.tar.gz", [*OURS, "rasa.nlu.classifiers.diet_classifier.DIETClassifier"])
+    outcomes = []
+    for model in (free, diet):
+        done = subprocess.run(
+            [sys.executable, "-c", CHOICE, str(model)], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        outcomes.append(json.loads(done.stdout))
+    assert outcomes[0] == {"said": "TensorFlow not loaded: no component of the model needs it", "jax": False,
+                           "stand_ins": True}  # fmt: skip
+    assert outcomes[1] == {"said": "TensorFlow loaded: the model uses DIETClassifier", "jax": True,
+                           "stand_ins": False}  # fmt: skip
